@@ -1,0 +1,1 @@
+"""Benchmarks: one ``bench_*.py`` module per benchmark, each with ``main() -> dict``."""

@@ -1,0 +1,1 @@
+"""ai-orchestration: many AI models, one answer."""

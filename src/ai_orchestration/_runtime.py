@@ -1,0 +1,146 @@
+"""Per-run state and the one place a voice is called (span, budget, usage, error mapping).
+
+Steps reach the run they belong to through a contextvar scope, so a step function can call
+``call_voice`` without being handed the engine; tasks created inside a step inherit the scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from ai_orchestration.errors import AiOrchestrationError, BudgetExceededError, VoiceError
+from ai_orchestration.tracing import Span, SpanKind, SpanStatus, Trace, VoiceSpanData
+from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
+
+__all__ = ["Budget", "RunState", "call_voice", "current_run", "run_scope"]
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Per-run limits; ``None`` means unlimited. Exceeding one raises ``BudgetExceededError``."""
+
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    max_calls: int | None = None
+    max_seconds: float | None = None
+
+
+class RunState:
+    """What one run accumulates: its trace, usage totals (overall and per voice), budget."""
+
+    __slots__ = ("budget", "run_id", "started", "trace", "usage", "voice_usage")
+
+    def __init__(self, run_id: str, trace: Trace, budget: Budget | None = None) -> None:
+        self.run_id = run_id
+        self.trace = trace
+        self.budget = budget
+        self.usage = Usage()
+        self.voice_usage: dict[str, Usage] = {}
+        self.started = time.monotonic()
+
+    def record(self, voice: str, usage: Usage) -> None:
+        self.usage.add(usage)
+        per = self.voice_usage.get(voice)
+        if per is None:
+            self.voice_usage[voice] = per = Usage()
+        per.add(usage)
+
+    def check_budget(self, *, before_call: bool) -> None:
+        b = self.budget
+        if b is None:
+            return
+        u = self.usage
+        if b.max_calls is not None and before_call and u.calls >= b.max_calls:
+            raise BudgetExceededError(
+                f"run {self.run_id}: voice-call budget of {b.max_calls} used up",
+                budget="calls",
+                limit=b.max_calls,
+            )
+        if b.max_tokens is not None and u.total_tokens > b.max_tokens:
+            raise BudgetExceededError(
+                f"run {self.run_id}: token budget {b.max_tokens} exceeded ({u.total_tokens})",
+                budget="tokens",
+                limit=b.max_tokens,
+            )
+        if b.max_cost_usd is not None and u.cost_usd > b.max_cost_usd:
+            raise BudgetExceededError(
+                f"run {self.run_id}: cost budget ${b.max_cost_usd} exceeded (${u.cost_usd:.6f})",
+                budget="cost_usd",
+                limit=b.max_cost_usd,
+            )
+        if b.max_seconds is not None and time.monotonic() - self.started > b.max_seconds:
+            raise BudgetExceededError(
+                f"run {self.run_id}: time budget of {b.max_seconds}s exceeded",
+                budget="seconds",
+                limit=b.max_seconds,
+            )
+
+
+_scope: ContextVar[tuple[RunState, Span] | None] = ContextVar("ai_orch_run", default=None)
+
+
+def current_run() -> tuple[RunState, Span] | None:
+    """The run and span the current task belongs to, or None outside a run."""
+    return _scope.get()
+
+
+@contextmanager
+def run_scope(state: RunState, span: Span) -> Iterator[None]:
+    token = _scope.set((state, span))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
+    """Call ``voice`` inside the current run: opens its span, enforces the budget, records
+    usage and maps unexpected exceptions to ``VoiceError``. Outside a run it just maps errors.
+    """
+    scope = _scope.get()
+    name = voice.name
+    if scope is None:
+        try:
+            return await voice.respond(request)
+        except (AiOrchestrationError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise VoiceError(f"{type(exc).__name__}: {exc}", voice=name) from exc
+    state, parent = scope
+    state.check_budget(before_call=True)
+    trace = state.trace
+    data = VoiceSpanData(voice=name, prompt=request.prompt)
+    span = trace.start_span(SpanKind.VOICE, name, data, parent)
+    token = _scope.set((state, span))
+    try:
+        response = await voice.respond(request)
+    except asyncio.CancelledError as exc:
+        trace.end_span(span, SpanStatus.CANCELLED, exc)
+        raise
+    except AiOrchestrationError as exc:
+        state.record(name, Usage(calls=1))
+        trace.end_span(span, SpanStatus.ERROR, exc)
+        raise
+    except Exception as exc:
+        state.record(name, Usage(calls=1))
+        mapped = VoiceError(f"{type(exc).__name__}: {exc}", voice=name)
+        trace.end_span(span, SpanStatus.ERROR, mapped)
+        raise mapped from exc
+    finally:
+        _scope.reset(token)
+    usage = response.usage
+    if usage.calls == 0:
+        usage = Usage(usage.input_tokens, usage.output_tokens, usage.cost_usd, 1)
+    state.record(name, usage)
+    data.model = response.model
+    data.output = response.text if response.parsed is None else response.parsed
+    data.usage = usage.to_dict()
+    data.finish_reason = response.finish_reason
+    trace.end_span(span)
+    state.check_budget(before_call=False)
+    return response
