@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from ai_orchestration.errors import AiOrchestrationError, BudgetExceededError, VoiceError
+from ai_orchestration.stats import record_call
 from ai_orchestration.tracing import Span, SpanKind, SpanStatus, Trace, VoiceSpanData
 from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
 
@@ -117,6 +118,7 @@ async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
     data = VoiceSpanData(voice=name, prompt=request.prompt)
     span = trace.start_span(SpanKind.VOICE, name, data, parent)
     token = _scope.set((state, span))
+    started = time.perf_counter()
     try:
         response = await voice.respond(request)
     except asyncio.CancelledError as exc:
@@ -124,10 +126,12 @@ async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
         raise
     except AiOrchestrationError as exc:
         state.record(name, Usage(calls=1))
+        record_call(name, time.perf_counter() - started, False)
         trace.end_span(span, SpanStatus.ERROR, exc)
         raise
     except Exception as exc:
         state.record(name, Usage(calls=1))
+        record_call(name, time.perf_counter() - started, False)
         mapped = VoiceError(f"{type(exc).__name__}: {exc}", voice=name)
         trace.end_span(span, SpanStatus.ERROR, mapped)
         raise mapped from exc
@@ -137,6 +141,7 @@ async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
     if usage.calls == 0:
         usage = Usage(usage.input_tokens, usage.output_tokens, usage.cost_usd, 1)
     state.record(name, usage)
+    record_call(name, time.perf_counter() - started, True, usage.cost_usd)
     data.model = response.model
     data.output = response.text if response.parsed is None else response.parsed
     data.usage = usage.to_dict()

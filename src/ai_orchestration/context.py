@@ -166,7 +166,7 @@ ContextFilter = Callable[[Context], Context]
 
 
 @dataclass(frozen=True, slots=True)
-class keep_last:  # noqa: N801 - reads as a function at the call site: keep_last(10)
+class keep_last:
     """Keep the last ``n`` messages (system messages are always kept)."""
 
     n: int
@@ -190,7 +190,7 @@ def drop_tool_messages(ctx: Context) -> Context:
 
 
 @dataclass(frozen=True)
-class redact:  # noqa: N801 - reads as a function at the call site: redact(r"\d{16}")
+class redact:
     """Replace every match of the given regex patterns in message contents."""
 
     patterns: tuple[str, ...]

@@ -9,8 +9,19 @@ __all__ = ["SECRET_KEYS", "redact_secrets", "redact_text"]
 
 # Keys whose values are always secret, whatever they contain.
 SECRET_KEYS = frozenset(
-    {"api_key", "apikey", "authorization", "x-api-key", "x-goog-api-key", "password", "secret",
-     "token", "access_token", "refresh_token", "key"}
+    {
+        "api_key",
+        "apikey",
+        "authorization",
+        "x-api-key",
+        "x-goog-api-key",
+        "password",
+        "secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "key",
+    }
 )
 _SECRET_PATTERNS = re.compile(
     r"(sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{8,}"  # OpenAI / Anthropic style keys
@@ -35,8 +46,9 @@ def redact_secrets(value: Any, extra: tuple[str, ...] = ()) -> Any:
         return redact_text(value, extra)
     if isinstance(value, dict):
         return {
-            k: REDACTED if isinstance(k, str) and k.lower() in SECRET_KEYS else
-            redact_secrets(v, extra)
+            k: REDACTED
+            if isinstance(k, str) and k.lower() in SECRET_KEYS
+            else redact_secrets(v, extra)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):

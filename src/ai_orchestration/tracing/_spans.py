@@ -46,7 +46,8 @@ class SpanData:
     __slots__ = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        names: tuple[str, ...] = self.__slots__
+        return {name: getattr(self, name) for name in names}
 
 
 @dataclass(slots=True)

@@ -1,0 +1,293 @@
+"""How each kind of step runs: voice calls, consensus over voices, map, route, loop, sub-workflow.
+
+The scheduler (``_engine``) decides *when* a step runs; this module decides *what* running it
+means. Voice calls always go through ``_runtime.call_voice``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ai_orchestration._runtime import _scope, call_voice
+from ai_orchestration.consensus import Consensus, Vote
+from ai_orchestration.context import Context
+from ai_orchestration.errors import (
+    AiOrchestrationError,
+    BudgetExceededError,
+    InputError,
+    LoopLimitError,
+    StepError,
+)
+from ai_orchestration.tracing import ConsensusSpanData, Span, SpanKind, SpanStatus, StepSpanData
+from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+from ai_orchestration.workflow import (
+    ConsensusSpec,
+    Deadline,
+    FirstSuccess,
+    LoopSpec,
+    MapSpec,
+    Quorum,
+    Step,
+    StepKind,
+    Workflow,
+)
+
+if TYPE_CHECKING:
+    from ai_orchestration._engine import _Execution
+
+__all__ = ["RouteOutcome", "collect_votes", "run_step_body", "to_request"]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteOutcome:
+    """A route step's output: the chosen labels and the value its branches receive."""
+
+    labels: frozenset[str]
+    value: Any
+
+
+def to_request(value: Any, step: str) -> VoiceRequest:
+    """Turn a step input into a voice request (str, mapping, Context, response, request)."""
+    if isinstance(value, VoiceRequest):
+        return value
+    if isinstance(value, str):
+        return VoiceRequest.from_prompt(value)
+    if isinstance(value, Context):
+        return VoiceRequest(messages=value.messages)
+    if isinstance(value, VoiceResponse):
+        return VoiceRequest.from_prompt(value.text)
+    if isinstance(value, Consensus):
+        return VoiceRequest.from_prompt(str(value.answer))
+    if isinstance(value, Mapping) and isinstance(value.get("prompt"), str):
+        choices = value.get("choices")
+        return VoiceRequest.from_prompt(
+            value["prompt"],
+            instructions=value.get("instructions"),
+            choices=tuple(str(c) for c in choices) if choices else None,
+            metadata={k: v for k, v in value.items() if k not in {"prompt", "choices"}},
+        )
+    raise InputError(
+        f"step {step!r}: cannot make a voice request from {type(value).__name__}; "
+        "give a str, a mapping with 'prompt', a Context or a VoiceRequest"
+    )
+
+
+async def run_step_body(ex: _Execution, step: Step, inp: Any, span: Span) -> Any:
+    """Run one step's body (without timeout/policies, which the engine applies)."""
+    match step.kind:
+        case StepKind.CALL:
+            return await step.spec(inp)
+        case StepKind.VOICE:
+            return await call_voice(step.spec, to_request(inp, step.name))
+        case StepKind.CONSENSUS:
+            return await _run_consensus(step, inp, span)
+        case StepKind.ROUTE:
+            return _run_route(step, inp)
+        case StepKind.MAP:
+            return await _run_map(ex, step, inp, span)
+        case StepKind.LOOP:
+            return await _run_loop(ex, step, inp, span)
+        case StepKind.WORKFLOW:
+            return await _run_sub(ex, step.spec, inp, span)
+        case StepKind.AGENTS:
+            return await step.spec.run(inp)
+    raise AssertionError(f"unhandled step kind {step.kind}")  # pragma: no cover
+
+
+def _run_route(step: Step, inp: Any) -> RouteOutcome:
+    chosen = step.spec(inp)
+    labels = frozenset([chosen] if isinstance(chosen, str) else chosen)
+    return RouteOutcome(labels, inp)
+
+
+async def _run_sub(ex: _Execution, wf: Workflow, inp: Any, span: Span) -> Any:
+    from ai_orchestration._engine import execute
+
+    output, _ = await execute(wf, inp, ex.state, span)
+    return output
+
+
+async def _call_unit(ex: _Execution, fn: Any, inp: Any, span: Span) -> Any:
+    if isinstance(fn, Workflow):
+        return await _run_sub(ex, fn, inp, span)
+    return await fn(inp)
+
+
+async def _child(ex: _Execution, name: str, kind: str, fn: Any, inp: Any, parent: Span) -> Any:
+    """Run one map item / loop iteration in its own child span."""
+    trace = ex.trace
+    span = trace.start_span(SpanKind.STEP, name, StepSpanData(kind, inp), parent)
+    token = _scope.set((ex.state, span))
+    try:
+        value = await _call_unit(ex, fn, inp, span)
+    except asyncio.CancelledError as exc:
+        trace.end_span(span, SpanStatus.CANCELLED, exc)
+        raise
+    except BaseException as exc:
+        trace.end_span(span, SpanStatus.ERROR, exc)
+        raise
+    finally:
+        _scope.reset(token)
+    span.data.output = value  # type: ignore[attr-defined]
+    trace.end_span(span)
+    return value
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_error(exc)
+        return exc
+    return group  # pragma: no cover
+
+
+async def _run_map(ex: _Execution, step: Step, inp: Any, span: Span) -> list[Any]:
+    spec: MapSpec = step.spec
+    try:
+        items = list(inp)
+    except TypeError:
+        raise InputError(
+            f"step {step.name!r}: map needs a list input, got {type(inp).__name__}"
+        ) from None
+    results: list[Any] = [None] * len(items)
+    sem = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
+
+    async def one(i: int, item: Any) -> None:
+        name = f"{step.name}[{i}]"
+        if sem is None:
+            results[i] = await _child(ex, name, "map-item", spec.fn, item, span)
+        else:
+            async with sem:
+                results[i] = await _child(ex, name, "map-item", spec.fn, item, span)
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for i, item in enumerate(items):
+                tg.create_task(one(i, item))
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
+    return results
+
+
+async def _run_loop(ex: _Execution, step: Step, inp: Any, span: Span) -> Any:
+    spec: LoopSpec = step.spec
+    value = inp
+    for i in range(1, spec.max_iterations + 1):
+        value = await _child(ex, f"{step.name}#{i}", "loop-iteration", spec.body, value, span)
+        try:
+            done = spec.until(value)
+        except Exception as exc:
+            raise StepError(
+                f"step {step.name!r}: until() raised {type(exc).__name__}: {exc}", step=step.name
+            ) from exc
+        if done:
+            span.set("iterations", i)
+            return value
+    raise LoopLimitError(
+        f"step {step.name!r}: loop reached max_iterations={spec.max_iterations} without "
+        "its until() condition holding",
+        step=step.name,
+        max_iterations=spec.max_iterations,
+    )
+
+
+# --- consensus -------------------------------------------------------------------------------
+
+
+def response_vote(voice: str, response: VoiceResponse) -> Vote:
+    return Vote(
+        voice=voice,
+        answer=response.parsed if response.parsed is not None else response.text,
+        confidence=response.confidence,
+        distribution=response.distribution,
+        latency_s=response.latency_s,
+        cost_usd=response.usage.cost_usd,
+    )
+
+
+async def _ask(voice: Voice, request: VoiceRequest) -> Vote:
+    try:
+        response = await call_voice(voice, request)
+    except BudgetExceededError:
+        raise
+    except AiOrchestrationError as exc:
+        return Vote(voice=voice.name, answer=None, error=str(exc))
+    return response_vote(voice.name, response)
+
+
+def _enough(join: Any, votes: list[Vote], n: int) -> bool:
+    if len(votes) == n:
+        return True
+    valid = sum(1 for v in votes if v.ok)
+    if type(join) is Quorum:
+        return valid >= join.k
+    if type(join) is FirstSuccess:
+        return valid >= 1
+    return False
+
+
+async def collect_votes(
+    voices: tuple[Voice, ...], request: VoiceRequest, join: Any
+) -> tuple[list[Vote], list[str]]:
+    """Ask ``voices`` concurrently until ``join`` is satisfied; returns (votes, not awaited)."""
+    votes: list[Vote] = []
+    enough = asyncio.Event()
+    n = len(voices)
+
+    async def ask(voice: Voice) -> None:
+        votes.append(await _ask(voice, request))
+        if _enough(join, votes, n):
+            enough.set()
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(ask(v)) for v in voices]
+            if not _waits_for_all(join):
+                try:
+                    seconds = join.seconds if type(join) is Deadline else None
+                    async with asyncio.timeout(seconds):
+                        await enough.wait()
+                except TimeoutError:
+                    pass
+                for t in tasks:
+                    t.cancel()
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
+    answered = {v.voice for v in votes}
+    return votes, [v.name for v in voices if v.name not in answered]
+
+
+def _waits_for_all(join: Any) -> bool:
+    return type(join) not in (Quorum, FirstSuccess, Deadline)
+
+
+async def _run_consensus(step: Step, inp: Any, span: Span) -> Consensus:
+    from ai_orchestration.consensus import fuse
+
+    spec: ConsensusSpec = step.spec
+    request = to_request(inp, step.name)
+    votes, not_awaited = await collect_votes(spec.voices, request, spec.join)
+    scope = _scope.get()
+    assert scope is not None
+    trace = scope[0].trace
+    data = ConsensusSpanData(method=spec.method, votes=[v.to_dict() for v in votes])
+    cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, span)
+    try:
+        result = fuse(votes, method=spec.method, **spec.options)
+    except BaseException as exc:
+        trace.end_span(cspan, SpanStatus.ERROR, exc)
+        raise
+    data.answer, data.confidence = result.answer, result.confidence
+    data.explanation = {
+        "weights": dict(result.weights),
+        "distribution": dict(result.distribution),
+        "agreement": result.agreement,
+        "abstained": result.abstained,
+        "not_awaited": not_awaited,
+        **result.explanation,
+    }
+    trace.end_span(cspan)
+    return result
