@@ -1,0 +1,663 @@
+"""HTTP plumbing shared by the provider adapters: pooled clients, keys, errors, SSE, network guard.
+
+Adapters build a JSON body and parse a JSON payload; everything between (the pooled
+``httpx.AsyncClient``, timeouts, the API key header, mapping httpx errors and HTTP statuses to
+the typed ``VoiceError`` family, decoding server-sent events) lives here so every provider
+behaves the same way on bad input. The key never sits in a message, a repr or a log line: it is
+held by :class:`Secret`, added to the request by an ``httpx.Auth`` flow and scrubbed from any
+text that leaves this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import os
+import re
+import time
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from ai_orchestration.errors import (
+    AuthenticationError,
+    BadRequestError,
+    MalformedResponseError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    VoiceError,
+    VoiceTimeoutError,
+)
+from ai_orchestration.tracing._redact import redact_text
+from ai_orchestration.voices._types import VoiceSettings
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ApiKey",
+    "HttpSession",
+    "NetworkBlockedError",
+    "Secret",
+    "SseDecoder",
+    "SseEvent",
+    "aclose_http_clients",
+    "choices_schema",
+    "error_for_payload",
+    "error_for_status",
+    "is_loopback",
+    "json_events",
+    "merge_settings",
+    "network_guard",
+    "parse_json_output",
+    "parse_retry_after",
+    "pick_choice",
+]
+
+DEFAULT_TIMEOUT: Final = 60.0
+_MAX_MESSAGE = 300
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+
+class Secret:
+    """A string that never shows itself: ``repr``/``str`` are masked; ``reveal()`` returns it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """Where a voice's key comes from: an explicit value, else an environment variable.
+
+    The environment is read at call time, so a voice rebuilt on another machine (Ray) uses
+    that machine's key. ``required`` keys that are missing fail the call with
+    ``AuthenticationError`` naming the variable, never a value.
+    """
+
+    header: str
+    prefix: str = ""
+    value: Secret | None = None
+    env: str | None = None
+    required: bool = True
+
+    def resolve(self, voice: str) -> Secret | None:
+        if self.value is not None:
+            return self.value
+        raw = os.environ.get(self.env) if self.env else None
+        if raw:
+            return Secret(raw)
+        if self.required:
+            where = f"set the {self.env} environment variable or " if self.env else ""
+            raise AuthenticationError(f"no API key: {where}pass api_key=", voice=voice)
+        return None
+
+
+class _KeyAuth(httpx.Auth):
+    """Adds the key header inside httpx, so no frame of ours holds a headers dict with it."""
+
+    def __init__(self, header: str, prefix: str, secret: Secret) -> None:
+        self._header, self._prefix, self._secret = header, prefix, secret
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[self._header] = self._prefix + self._secret.reveal()
+        yield request
+
+    def __repr__(self) -> str:
+        return f"_KeyAuth({self._header!r})"
+
+
+# --- network guard -------------------------------------------------------------------------
+
+
+class NetworkBlockedError(VoiceError):
+    """A voice tried to reach a non-loopback host while :func:`network_guard` was active."""
+
+
+_guard_depth = 0
+
+
+@contextmanager
+def network_guard() -> Iterator[None]:
+    """Make every adapter request to a non-loopback host raise ``NetworkBlockedError``.
+
+    Process-wide (it covers tasks and threads), nestable. Requests through an
+    ``httpx.MockTransport`` never leave the process and are always allowed.
+
+    >>> with network_guard():
+    ...     pass
+    """
+    global _guard_depth
+    _guard_depth += 1
+    try:
+        yield
+    finally:
+        _guard_depth -= 1
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# --- pooled clients ------------------------------------------------------------------------
+
+# One client per (event loop, transport): a client's connections belong to the loop that opened
+# them, so a process that runs several loops (the sync facade) must not share one across loops.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, httpx.AsyncClient]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client_for(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    per_loop = _clients.get(loop)
+    if per_loop is None:
+        per_loop = _clients[loop] = {}
+    key = id(transport) if transport is not None else 0
+    client = per_loop.get(key)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(transport=transport, limits=_LIMITS, timeout=DEFAULT_TIMEOUT)
+        per_loop[key] = client
+    return client
+
+
+async def aclose_http_clients() -> None:
+    """Close the pooled HTTP clients of the running event loop (call before the loop ends)."""
+    per_loop = _clients.pop(asyncio.get_running_loop(), {})
+    for client in per_loop.values():
+        await client.aclose()
+
+
+# --- errors --------------------------------------------------------------------------------
+
+_AUTH_KINDS = frozenset(
+    {
+        "authentication_error",
+        "permission_error",
+        "invalid_api_key",
+        "unauthenticated",
+        "permission_denied",
+        "api_key_invalid",
+    }
+)
+_RATE_KINDS = frozenset({"rate_limit_error", "rate_limit_exceeded", "resource_exhausted"})
+_BUSY_KINDS = frozenset(
+    {
+        "overloaded_error",
+        "api_error",
+        "server_error",
+        "unavailable",
+        "internal",
+        "service_unavailable",
+    }
+)
+_BAD_KINDS = frozenset(
+    {
+        "invalid_request_error",
+        "not_found_error",
+        "request_too_large",
+        "invalid_argument",
+        "not_found",
+        "model_not_found",
+        "failed_precondition",
+    }
+)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAGS = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def _short(text: str) -> str:
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
+
+
+def _looks_html(body: bytes) -> bool:
+    head = body[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+
+
+def _html_summary(body: bytes) -> str:
+    text = body.decode("utf-8", "replace")
+    title = _TITLE.search(text)
+    shown = title.group(1) if title else _TAGS.sub(" ", text)
+    return f"an HTML page ({_short(shown)})"
+
+
+def _error_fields(payload: Any) -> tuple[str, list[str]]:
+    """The provider's message and its error-kind words, from any known error envelope.
+
+    OpenAI/llama.cpp ``{"error": {"message", "type", "code"}}``, Anthropic ``{"type": "error",
+    "error": {"type", "message"}}``, Gemini ``{"error": {"code", "message", "status",
+    "details": [{"reason"}]}}``, Ollama ``{"error": "..."}``, FastAPI ``{"detail": ...}``.
+    """
+    if isinstance(payload, list) and payload:  # Gemini streams may wrap errors in a list
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return "", []
+    err = payload.get("error", payload.get("detail"))
+    if isinstance(err, str):
+        return err, []
+    if not isinstance(err, dict):
+        return (str(err) if err else ""), []
+    kinds = [str(err[k]) for k in ("type", "code", "status") if isinstance(err.get(k), str)]
+    for detail in err.get("details") or ():
+        if isinstance(detail, dict) and isinstance(detail.get("reason"), str):
+            kinds.append(detail["reason"])
+    return str(err.get("message", "")), kinds
+
+
+def _error_class(status: int | None, kinds: list[str]) -> type[VoiceError]:
+    lowered = {k.lower() for k in kinds}
+    if status == 429 or lowered & _RATE_KINDS:
+        return RateLimitedError
+    if status in (401, 403) or lowered & _AUTH_KINDS:
+        return AuthenticationError
+    if status == 408:
+        return VoiceTimeoutError
+    if (status is not None and status >= 500) or lowered & _BUSY_KINDS:
+        return ProviderUnavailableError
+    if status is not None or lowered & _BAD_KINDS:
+        return BadRequestError
+    return ProviderUnavailableError
+
+
+def _make_error(
+    cls: type[VoiceError],
+    message: str,
+    *,
+    voice: str,
+    status: int | None,
+    retry_after: float | None = None,
+) -> VoiceError:
+    if cls is RateLimitedError:
+        return RateLimitedError(message, voice=voice, status=status, retry_after=retry_after)
+    return cls(message, voice=voice, status=status)
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, or ``Retry-After`` (seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_for_status(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    voice: str,
+    provider: str,
+    secrets: tuple[str, ...] = (),
+) -> VoiceError:
+    """The typed error for an HTTP error response, carrying the provider's own message."""
+    kinds: list[str] = []
+    try:
+        message, kinds = _error_fields(orjson.loads(body))
+        message = message or _short(body.decode("utf-8", "replace"))
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace")
+        message = _html_summary(body) if _looks_html(body) else text or "(empty body)"
+    message = redact_text(_short(f"HTTP {status} from {provider}: {message}"), secrets)
+    cls = _error_class(status, kinds)
+    retry = parse_retry_after(headers) if cls is RateLimitedError else None
+    return _make_error(cls, message, voice=voice, status=status, retry_after=retry)
+
+
+def error_for_payload(
+    payload: Any, *, voice: str, provider: str, secrets: tuple[str, ...] = ()
+) -> VoiceError:
+    """The typed error for an error object found inside a 200 body or a stream event."""
+    message, kinds = _error_fields(payload)
+    message = redact_text(_short(f"{provider} error: {message or payload!r}"), secrets)
+    status = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        code = payload["error"].get("code")
+        status = code if isinstance(code, int) else None
+    return _make_error(_error_class(status, kinds), message, voice=voice, status=status)
+
+
+def _transport_error(
+    exc: Exception, *, voice: str, where: str, secrets: tuple[str, ...]
+) -> VoiceError:
+    detail = redact_text(_short(f"{type(exc).__name__}: {exc}"), secrets)
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return VoiceTimeoutError(f"no answer from {where} in time ({detail})", voice=voice)
+    if isinstance(exc, httpx.DecodingError):
+        return MalformedResponseError(f"undecodable body from {where} ({detail})", voice=voice)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return BadRequestError(f"bad URL for {where} ({detail})", voice=voice)
+    if isinstance(exc, httpx.ConnectError):
+        return ProviderUnavailableError(f"cannot connect to {where} ({detail})", voice=voice)
+    return ProviderUnavailableError(f"connection to {where} failed ({detail})", voice=voice)
+
+
+def _decode_json(body: bytes, *, voice: str, provider: str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if _looks_html(body):
+            what = _html_summary(body)
+        elif not body.strip():
+            what = "an empty body"
+        else:
+            snippet = _short(body[:120].decode("utf-8", "replace"))
+            what = f"invalid JSON ({exc.msg} at {exc.pos}: {snippet})"
+        raise MalformedResponseError(f"{provider} answered {what}", voice=voice) from None
+
+
+# --- server-sent events --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    """One dispatched server-sent event: its type (``message`` unless named) and data."""
+
+    event: str
+    data: str
+
+
+class SseDecoder:
+    """Incremental SSE decoder (the WHATWG algorithm, minus ``id``/``retry``) fed line by line.
+
+    >>> d = SseDecoder()
+    >>> [d.feed(x) for x in ("event: ping", "data: {}", "")][-1]
+    SseEvent(event='ping', data='{}')
+    """
+
+    __slots__ = ("_data", "_event")
+
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> SseEvent | None:
+        if not line:
+            if not self._data:
+                self._event = ""
+                return None
+            event = SseEvent(self._event or "message", "\n".join(self._data))
+            self._event, self._data = "", []
+            return event
+        if line.startswith(":"):
+            return None
+        field, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if field == "data":
+            self._data.append(value)
+        elif field == "event":
+            self._event = value
+        return None
+
+    @property
+    def pending(self) -> bool:
+        """True when an event was started but never terminated by a blank line."""
+        return bool(self._data)
+
+
+async def json_events(
+    events: AsyncIterator[SseEvent], *, voice: str, provider: str
+) -> AsyncGenerator[tuple[str, Any], None]:
+    """Decode each event's data as JSON; ``[DONE]`` passes through as that string."""
+    async for ev in events:
+        if ev.data == "[DONE]":
+            yield ev.event, "[DONE]"
+        else:
+            yield ev.event, _decode_json(ev.data.encode(), voice=voice, provider=provider)
+
+
+# --- the session ---------------------------------------------------------------------------
+
+
+class HttpSession:
+    """How one voice talks HTTP: base URL, key, fixed headers, timeout, optional transport.
+
+    Holds configuration only; the live client comes from the per-loop pool on each call, so a
+    voice pickles and can be rebuilt elsewhere.
+    """
+
+    __slots__ = (
+        "_headers",
+        "_loopback",
+        "base_url",
+        "key",
+        "provider",
+        "timeout",
+        "transport",
+        "voice",
+    )
+
+    def __init__(
+        self,
+        *,
+        voice: str,
+        provider: str,
+        base_url: str,
+        key: ApiKey | None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        self.voice, self.provider = voice, provider
+        self.base_url = base_url.rstrip("/")
+        self.key, self.timeout, self.transport = key, timeout, transport
+        self._headers = {"content-type": "application/json", **(headers or {})}
+        self._loopback = isinstance(transport, httpx.MockTransport) or is_loopback(
+            urlsplit(self.base_url).hostname
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpSession({self.provider!r}, {self.base_url!r})"
+
+    def _prepare(self) -> tuple[httpx.Auth | None, tuple[str, ...]]:
+        if _guard_depth and not self._loopback:
+            host = urlsplit(self.base_url).hostname
+            raise NetworkBlockedError(
+                f"network guard: refusing a request to non-loopback host {host!r}",
+                voice=self.voice,
+            )
+        secret = self.key.resolve(self.voice) if self.key is not None else None
+        if secret is None:
+            return None, ()
+        assert self.key is not None
+        return _KeyAuth(self.key.header, self.key.prefix, secret), (secret.reveal(),)
+
+    def _where(self) -> str:
+        return f"{self.provider} at {self.base_url}"
+
+    async def post_json(self, path: str, body: Any, *, limit_s: float | None = None) -> Any:
+        """POST ``body`` as JSON and return the decoded JSON answer, or raise a typed error."""
+        auth, secrets = self._prepare()
+        limit = limit_s or self.timeout
+        client = _client_for(self.transport)
+        try:
+            async with asyncio.timeout(limit):
+                resp = await client.post(
+                    self.base_url + path,
+                    content=orjson.dumps(body),
+                    headers=self._headers,
+                    auth=auth or httpx.USE_CLIENT_DEFAULT,
+                    timeout=limit,
+                )
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise _transport_error(
+                exc, voice=self.voice, where=self._where(), secrets=secrets
+            ) from exc
+        if resp.status_code >= 400:
+            raise error_for_status(
+                resp.status_code,
+                resp.content,
+                resp.headers,
+                voice=self.voice,
+                provider=self.provider,
+                secrets=secrets,
+            )
+        return _decode_json(resp.content, voice=self.voice, provider=self.provider)
+
+    async def stream_events(
+        self, path: str, body: Any, *, limit_s: float | None = None
+    ) -> AsyncGenerator[SseEvent, None]:
+        """POST ``body`` and yield the server-sent events of the answer.
+
+        ``limit_s`` (default: the session timeout) bounds the whole stream (checked between
+        lines) as well as each read.
+        A stream cut mid-event raises ``MalformedResponseError``.
+        """
+        auth, secrets = self._prepare()
+        limit = limit_s or self.timeout
+        deadline = time.monotonic() + limit
+        client = _client_for(self.transport)
+        try:
+            async with client.stream(
+                "POST",
+                self.base_url + path,
+                content=orjson.dumps(body),
+                headers=self._headers,
+                auth=auth or httpx.USE_CLIENT_DEFAULT,
+                timeout=limit,
+            ) as resp:
+                await self._check_stream_start(resp, secrets)
+                decoder = SseDecoder()
+                async for line in resp.aiter_lines():
+                    if time.monotonic() > deadline:
+                        raise VoiceTimeoutError(
+                            f"stream from {self._where()} exceeded {limit}s", voice=self.voice
+                        )
+                    event = decoder.feed(line)
+                    if event is not None:
+                        yield event
+                if decoder.pending:
+                    raise MalformedResponseError(
+                        f"{self.provider} stream ended mid-event", voice=self.voice
+                    )
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise _transport_error(
+                exc, voice=self.voice, where=self._where(), secrets=secrets
+            ) from exc
+
+    async def _check_stream_start(self, resp: httpx.Response, secrets: tuple[str, ...]) -> None:
+        if resp.status_code >= 400:
+            body = await resp.aread()
+            raise error_for_status(
+                resp.status_code,
+                body,
+                resp.headers,
+                voice=self.voice,
+                provider=self.provider,
+                secrets=secrets,
+            )
+        ctype = resp.headers.get("content-type", "")
+        if "text/event-stream" in ctype:
+            return
+        body = await resp.aread()
+        payload = _decode_json(body, voice=self.voice, provider=self.provider)
+        if _error_fields(payload)[0]:  # a JSON error object instead of a stream
+            raise error_for_payload(
+                payload, voice=self.voice, provider=self.provider, secrets=secrets
+            )
+        raise MalformedResponseError(
+            f"{self.provider} answered {ctype or 'no content type'} instead of an event stream",
+            voice=self.voice,
+        )
+
+
+# --- helpers shared by adapters ------------------------------------------------------------
+
+
+def merge_settings(defaults: VoiceSettings, request: VoiceSettings) -> VoiceSettings:
+    """Per-request settings win where set; the voice's defaults fill the rest."""
+    if defaults == VoiceSettings():
+        return request
+    return VoiceSettings(
+        temperature=request.temperature
+        if request.temperature is not None
+        else defaults.temperature,
+        max_tokens=request.max_tokens if request.max_tokens is not None else defaults.max_tokens,
+        seed=request.seed if request.seed is not None else defaults.seed,
+        timeout=request.timeout if request.timeout is not None else defaults.timeout,
+        stop=request.stop or defaults.stop,
+    )
+
+
+def parse_json_output(text: str, *, voice: str, what: str = "structured output") -> Any:
+    """Decode a model's JSON answer; a model that ignored the schema is a malformed response."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise MalformedResponseError(
+            f"{what} is not valid JSON: {_short(text[:200])!r}", voice=voice
+        ) from None
+
+
+def choices_schema(choices: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON schema whose only valid values are ``{"answer": <one of choices>}``."""
+    return {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "enum": list(choices)}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+
+
+def pick_choice(value: Any, text: str, choices: tuple[str, ...], *, voice: str) -> str:
+    """The chosen option from a ``{"answer": ...}`` object, or from plain text as a fallback."""
+    answer = value.get("answer") if isinstance(value, dict) else value
+    if isinstance(answer, str) and answer in choices:
+        return answer
+    folded = {c.strip().casefold(): c for c in choices}
+    for candidate in (answer, text):
+        if isinstance(candidate, str) and candidate.strip().casefold() in folded:
+            return folded[candidate.strip().casefold()]
+    raise MalformedResponseError(
+        f"answer {_short(text[:120])!r} is not one of the choices {list(choices)}", voice=voice
+    )
