@@ -28,6 +28,12 @@ def _is_async_callable(fn: Any) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+def _describe(fn: Any) -> str:
+    """A stable name for ``fn`` in messages (no memory addresses)."""
+    name = getattr(fn, "__qualname__", None)
+    return repr(name) if isinstance(name, str) else f"a {type(fn).__name__} object"
+
+
 def _check_graph(steps: Sequence[Step], by_name: Mapping[str, Step]) -> list[str]:
     problems = []
     for s in steps:
@@ -100,9 +106,8 @@ def _check_kind(s: Step) -> list[str]:
     match s.kind:
         case StepKind.CALL:
             if not _is_async_callable(s.spec):
-                return [
-                    f"step {s.name!r}: {s.spec!r} is not an async function, a voice or a workflow"
-                ]
+                what = _describe(s.spec)
+                return [f"step {s.name!r}: {what} is not an async function, a voice or a workflow"]
         case StepKind.LOOP:
             spec: Any = s.spec
             assert isinstance(spec, LoopSpec)

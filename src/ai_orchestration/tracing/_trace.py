@@ -83,6 +83,15 @@ class Trace:
         return [s.to_dict() for s in self.spans]
 
 
+class _NoopData(SpanData):
+    """Payload of the shared no-op span: the engine writes outputs/usage to it; they vanish."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        return None
+
+
 class _NoopSpan(Span):
     __slots__ = ()
 
@@ -98,7 +107,7 @@ class NoopTrace(Trace):
 
     def __init__(self, run_id: str, workflow: str) -> None:
         super().__init__(run_id, workflow)
-        self._span = _NoopSpan(run_id, SpanKind.RUN, "noop", SpanData(), None)
+        self._span = _NoopSpan(run_id, SpanKind.RUN, "noop", _NoopData(), None)
 
     def start_span(
         self, kind: SpanKind, name: str, data: SpanData, parent: Span | None = None
