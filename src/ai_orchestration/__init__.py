@@ -1,1 +1,156 @@
-"""ai-orchestration: many AI models, one answer."""
+"""ai-orchestration: many AI models, one answer.
+
+>>> from ai_orchestration import AiOrchestration
+>>> system = AiOrchestration()                 # doctest: +SKIP
+>>> result = system.process("Capital of France?")  # doctest: +SKIP
+>>> result.answer, result.confidence, result.run_id  # doctest: +SKIP
+
+Heavy parts (numpy consensus math, HTTP adapters, local models) load on first use, so
+``import ai_orchestration`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ai_orchestration._engine import RunResult
+from ai_orchestration._runtime import Budget, call_voice
+from ai_orchestration.agents import Agent, Handoff, Team, TeamResult
+from ai_orchestration.context import (
+    Context,
+    Message,
+    ToolCall,
+    drop_tool_messages,
+    keep_last,
+    redact,
+)
+from ai_orchestration.errors import (
+    AiOrchestrationError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    CircuitOpenError,
+    ConfigError,
+    ConsensusError,
+    DeadlineExceededError,
+    InputError,
+    JoinError,
+    LoopLimitError,
+    MalformedResponseError,
+    NoConsensusError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    RunError,
+    SerializationError,
+    StepError,
+    StoreError,
+    UnknownVoiceError,
+    UserError,
+    VoiceError,
+    VoiceTimeoutError,
+    WorkflowError,
+)
+from ai_orchestration.orchestrator import AiOrchestration, Result
+from ai_orchestration.voices import (
+    StreamingVoice,
+    ToolSpec,
+    Usage,
+    Voice,
+    VoiceDelta,
+    VoiceRequest,
+    VoiceResponse,
+    VoiceSettings,
+)
+from ai_orchestration.workflow import (
+    All,
+    Deadline,
+    FirstSuccess,
+    JoinPolicy,
+    Quorum,
+    Workflow,
+    WorkflowBuilder,
+)
+
+if TYPE_CHECKING:
+    from ai_orchestration.consensus import Consensus, Vote, fuse
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Consensus": "ai_orchestration.consensus",
+    "Vote": "ai_orchestration.consensus",
+    "fuse": "ai_orchestration.consensus",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ai_orchestration' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "Agent",
+    "AiOrchestration",
+    "AiOrchestrationError",
+    "All",
+    "AuthenticationError",
+    "BadRequestError",
+    "Budget",
+    "BudgetExceededError",
+    "CircuitOpenError",
+    "ConfigError",
+    "Consensus",
+    "ConsensusError",
+    "Context",
+    "Deadline",
+    "DeadlineExceededError",
+    "FirstSuccess",
+    "Handoff",
+    "InputError",
+    "JoinError",
+    "JoinPolicy",
+    "LoopLimitError",
+    "MalformedResponseError",
+    "Message",
+    "NoConsensusError",
+    "ProviderUnavailableError",
+    "Quorum",
+    "RateLimitedError",
+    "Result",
+    "RunError",
+    "RunResult",
+    "SerializationError",
+    "StepError",
+    "StoreError",
+    "StreamingVoice",
+    "Team",
+    "TeamResult",
+    "ToolCall",
+    "ToolSpec",
+    "UnknownVoiceError",
+    "Usage",
+    "UserError",
+    "Voice",
+    "VoiceDelta",
+    "VoiceError",
+    "VoiceRequest",
+    "VoiceResponse",
+    "VoiceSettings",
+    "VoiceTimeoutError",
+    "Vote",
+    "Workflow",
+    "WorkflowBuilder",
+    "WorkflowError",
+    "__version__",
+    "call_voice",
+    "drop_tool_messages",
+    "fuse",
+    "keep_last",
+    "redact",
+]

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ai_orchestration._policy import apply_step_policies
 from ai_orchestration._runtime import Budget, RunState, _scope
 from ai_orchestration._steps import RouteOutcome, run_step_body
 from ai_orchestration.errors import (
@@ -24,7 +25,6 @@ from ai_orchestration.errors import (
     JoinError,
     StepError,
 )
-from ai_orchestration.policies import apply_step_policies
 from ai_orchestration.tracing import (
     NoopTrace,
     RunSpanData,

