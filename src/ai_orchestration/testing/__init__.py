@@ -1,5 +1,15 @@
 """Test support shipped with the library: fake voices, network guard, cassettes, faults."""
 
+from ai_orchestration.policies._clock import FakeClock
 from ai_orchestration.testing._fakes import FunctionVoice, ScriptedVoice, SeededVoice
+from ai_orchestration.testing._faults import Faults, FaultyVoice, Latency
 
-__all__ = ["FunctionVoice", "ScriptedVoice", "SeededVoice"]
+__all__ = [
+    "FakeClock",
+    "Faults",
+    "FaultyVoice",
+    "FunctionVoice",
+    "Latency",
+    "ScriptedVoice",
+    "SeededVoice",
+]

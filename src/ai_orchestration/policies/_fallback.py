@@ -1,0 +1,95 @@
+"""Fallback chains: the primary voice first, then each fallback in order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ai_orchestration.errors import VoiceError
+from ai_orchestration.policies._wrap import PolicyVoice, note
+from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+
+__all__ = ["FallbackPolicy", "FallbackResponse", "FallbackVoice"]
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackResponse(VoiceResponse):
+    """A response that says which voice of a fallback chain answered and what failed first."""
+
+    answered_by: str = ""
+    fallback_errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackPolicy:
+    """On a ``VoiceError`` (of the ``on`` classes), try ``fallbacks`` in order.
+
+    The current span records ``answered_by`` and ``fallback_errors``; the response is a
+    ``FallbackResponse`` carrying the same. Deadlines, budgets and cancellation pass through.
+    """
+
+    fallbacks: tuple[Voice, ...]
+    on: tuple[type[VoiceError], ...] = field(default=(VoiceError,))
+
+    def __init__(
+        self, fallbacks: Sequence[Voice], on: tuple[type[VoiceError], ...] = (VoiceError,)
+    ):
+        object.__setattr__(self, "fallbacks", tuple(fallbacks))
+        object.__setattr__(self, "on", on)
+
+    def wrap(self, voice: Voice) -> Voice:
+        return FallbackVoice(voice, self.fallbacks, on=self.on)
+
+
+class FallbackVoice(PolicyVoice):
+    """``inner`` then each of ``fallbacks``; keeps the primary's name."""
+
+    __slots__ = ("fallbacks", "on")
+
+    def __init__(
+        self,
+        inner: Voice,
+        fallbacks: Sequence[Voice],
+        *,
+        on: tuple[type[VoiceError], ...] = (VoiceError,),
+        name: str | None = None,
+    ) -> None:
+        super().__init__(inner, name=name)
+        self.fallbacks = tuple(fallbacks)
+        self.on = on
+
+    async def respond(self, request: VoiceRequest) -> VoiceResponse:
+        try:
+            return await self.inner.respond(request)
+        except self.on as exc:
+            errors = [f"{self.inner.name}: {type(exc).__name__}: {exc}"]
+            last: VoiceError = exc
+        for voice in self.fallbacks:
+            try:
+                response = await voice.respond(request)
+            except self.on as exc:
+                errors.append(f"{voice.name}: {type(exc).__name__}: {exc}")
+                last = exc
+                continue
+            note("answered_by", voice.name)
+            note("fallback_errors", errors)
+            return _answered(response, voice.name, tuple(errors))
+        note("fallback_errors", errors)
+        raise last
+
+
+def _answered(response: VoiceResponse, voice: str, errors: tuple[str, ...]) -> FallbackResponse:
+    return FallbackResponse(
+        text=response.text,
+        usage=response.usage,
+        model=response.model,
+        finish_reason=response.finish_reason,
+        latency_s=response.latency_s,
+        parsed=response.parsed,
+        tool_calls=response.tool_calls,
+        distribution=response.distribution,
+        confidence=response.confidence,
+        raw=response.raw,
+        answered_by=voice,
+        fallback_errors=errors,
+    )

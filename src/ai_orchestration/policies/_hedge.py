@@ -1,0 +1,132 @@
+"""Hedged requests: a second request after the voice's observed p95 latency; first answer wins.
+
+The first attempt runs in the caller's task; a timer starts the hedge as a task owned by this
+call, which is always cancelled and awaited before ``respond`` returns (no orphan task). When
+the hedge wins, the first attempt is cancelled the way ``asyncio.timeout`` does it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from ai_orchestration.policies._wrap import PolicyVoice, note
+from ai_orchestration.stats import StatsRegistry, voice_stats
+from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+
+__all__ = ["HedgePolicy", "HedgeVoice"]
+
+
+@dataclass(frozen=True, slots=True)
+class HedgePolicy:
+    """Send a second request when the first has not answered after a delay.
+
+    The delay is the voice's ``quantile`` latency from live stats once ``min_samples`` calls
+    were seen, else ``default_delay`` (None: do not hedge until stats exist); ``delay`` fixes it.
+    """
+
+    quantile: float = 0.95
+    min_samples: int = 20
+    default_delay: float | None = None
+    delay: float | None = None
+    min_delay: float = 0.0
+    stats: StatsRegistry = field(default=voice_stats, compare=False)
+    stats_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.quantile < 1:
+            raise ValueError(f"quantile must be in (0, 1), got {self.quantile}")
+        for v in (self.default_delay, self.delay):
+            if v is not None and v < 0:
+                raise ValueError("hedge delays must be >= 0")
+
+    def delay_for(self, voice: str) -> float | None:
+        if self.delay is not None:
+            return self.delay
+        st = self.stats.get(self.stats_key or voice)
+        if st is None or st.window_calls < self.min_samples:
+            return self.default_delay
+        q = st.quantile(self.quantile)
+        return None if q is None else max(self.min_delay, q)
+
+    def wrap(self, voice: Voice) -> Voice:
+        return HedgeVoice(voice, self)
+
+
+class _Race:
+    __slots__ = ("error", "hedge", "main", "phase", "request", "result", "voice")
+
+    def __init__(self, voice: Voice, request: VoiceRequest, main: asyncio.Task[object]) -> None:
+        self.voice, self.request, self.main = voice, request, main
+        self.hedge: asyncio.Task[None] | None = None
+        self.phase = "first"  # first -> hedge-won | waiting-hedge | done
+        self.result: VoiceResponse | None = None
+        self.error: BaseException | None = None
+
+    def launch(self) -> None:
+        if self.phase == "first":
+            self.hedge = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            self.result = await self.voice.respond(self.request)
+        except Exception as exc:
+            self.error = exc
+            return
+        if self.phase == "first":
+            self.phase = "hedge-won"
+            self.main.cancel()
+
+
+class HedgeVoice(PolicyVoice):
+    __slots__ = ("policy",)
+
+    def __init__(self, inner: Voice, policy: HedgePolicy) -> None:
+        super().__init__(inner)
+        self.policy = policy
+
+    async def respond(self, request: VoiceRequest) -> VoiceResponse:
+        delay = self.policy.delay_for(self.name)
+        main = asyncio.current_task()
+        if delay is None or main is None:
+            return await self.inner.respond(request)
+        race = _Race(self.inner, request, main)
+        cancelling = main.cancelling()
+        timer = asyncio.get_running_loop().call_later(delay, race.launch)
+        try:
+            return await self._first(race, cancelling)
+        finally:
+            timer.cancel()
+            race.phase = "done"
+            if race.hedge is not None:
+                race.hedge.cancel()
+                await asyncio.wait((race.hedge,))
+
+    async def _first(self, race: _Race, cancelling: int) -> VoiceResponse:
+        try:
+            response = await self.inner.respond(race.request)
+        except asyncio.CancelledError:
+            if race.phase == "hedge-won" and race.main.uncancel() <= cancelling:
+                note("hedge", "hedge won")
+                assert race.result is not None
+                return race.result
+            raise
+        except Exception:
+            if race.phase == "hedge-won":  # the cancelled first raised something else
+                race.main.uncancel()
+                note("hedge", "hedge won")
+                assert race.result is not None
+                return race.result
+            if race.hedge is None:
+                raise
+            race.phase = "waiting-hedge"
+            note("hedge", "first failed; waiting for the hedge")
+            await asyncio.wait((race.hedge,))
+            if race.result is None:
+                raise
+            return race.result
+        if race.phase == "hedge-won":  # the first answered although cancelled: keep it
+            race.main.uncancel()
+        if race.hedge is not None:
+            note("hedge", "first won")
+        return response

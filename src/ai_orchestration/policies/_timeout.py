@@ -1,0 +1,140 @@
+"""Timeouts: per attempt (``TimeoutPolicy``) and an overall deadline (``DeadlinePolicy``).
+
+The deadline lives in a contextvar, so everything nested under it — retries, fallbacks,
+nested steps and the tasks they start — sees the same end time through ``remaining_time()``
+and is cancelled when it passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from ai_orchestration.errors import DeadlineExceededError, VoiceTimeoutError
+from ai_orchestration.policies._base import StepCall
+from ai_orchestration.policies._wrap import PolicyVoice, note
+from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+
+__all__ = [
+    "DeadlinePolicy",
+    "TimeoutPolicy",
+    "current_deadline",
+    "deadline_scope",
+    "remaining_time",
+]
+
+_deadline: ContextVar[float | None] = ContextVar("ai_orch_deadline", default=None)
+
+
+def current_deadline() -> float | None:
+    """The innermost deadline in event-loop time, or None."""
+    return _deadline.get()
+
+
+def remaining_time() -> float | None:
+    """Seconds left before the innermost deadline (may be negative), or None."""
+    end = _deadline.get()
+    if end is None:
+        return None
+    return end - asyncio.get_running_loop().time()
+
+
+@asynccontextmanager
+async def deadline_scope(seconds: float, *, scope: str = "run") -> AsyncIterator[None]:
+    """Run the body under a deadline of ``seconds`` (never later than an enclosing one);
+    raises ``DeadlineExceededError(scope=...)`` when it passes."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    outer = _deadline.get()
+    if outer is not None and outer < end:
+        end = outer
+    token = _deadline.set(end)
+    try:
+        async with asyncio.timeout_at(end) as cm:
+            yield
+    except TimeoutError as exc:
+        if not cm.expired():
+            raise
+        note("deadline_exceeded", scope)
+        raise DeadlineExceededError(
+            f"{scope}: deadline of {seconds:g}s exceeded", scope=scope, timeout=seconds
+        ) from exc
+    finally:
+        _deadline.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutPolicy:
+    """Limit each attempt to ``seconds``: a voice raises ``VoiceTimeoutError`` (retryable), a
+    step raises ``DeadlineExceededError``."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not self.seconds > 0:
+            raise ValueError(f"timeout must be > 0, got {self.seconds}")
+
+    def wrap(self, voice: Voice) -> Voice:
+        return TimeoutVoice(voice, self.seconds)
+
+    async def __call__(self, call: StepCall, *, step: str) -> Any:
+        try:
+            async with asyncio.timeout(self.seconds) as cm:
+                return await call()
+        except TimeoutError as exc:
+            if not cm.expired():
+                raise
+            raise DeadlineExceededError(
+                f"step {step!r} timed out after {self.seconds:g}s", scope=step, timeout=self.seconds
+            ) from exc
+
+
+class TimeoutVoice(PolicyVoice):
+    __slots__ = ("seconds",)
+
+    def __init__(self, inner: Voice, seconds: float) -> None:
+        super().__init__(inner)
+        self.seconds = seconds
+
+    async def respond(self, request: VoiceRequest) -> VoiceResponse:
+        try:
+            async with asyncio.timeout(self.seconds) as cm:
+                return await self.inner.respond(request)
+        except TimeoutError as exc:
+            if not cm.expired():
+                raise
+            raise VoiceTimeoutError(f"no answer within {self.seconds:g}s", voice=self.name) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlinePolicy:
+    """An overall deadline around everything inside it (retries, fallbacks, nested steps)."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not self.seconds > 0:
+            raise ValueError(f"deadline must be > 0, got {self.seconds}")
+
+    def wrap(self, voice: Voice) -> Voice:
+        return DeadlineVoice(voice, self.seconds)
+
+    async def __call__(self, call: StepCall, *, step: str) -> Any:
+        async with deadline_scope(self.seconds, scope=step):
+            return await call()
+
+
+class DeadlineVoice(PolicyVoice):
+    __slots__ = ("seconds",)
+
+    def __init__(self, inner: Voice, seconds: float) -> None:
+        super().__init__(inner)
+        self.seconds = seconds
+
+    async def respond(self, request: VoiceRequest) -> VoiceResponse:
+        async with deadline_scope(self.seconds, scope=f"voice {self.name!r}"):
+            return await self.inner.respond(request)

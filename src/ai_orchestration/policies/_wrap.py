@@ -1,0 +1,71 @@
+"""Voice wrappers: the base every voice policy builds on, ``with_policies`` and span notes."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ai_orchestration._runtime import current_run
+from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+
+__all__ = ["PolicyVoice", "VoicePolicy", "note", "note_append", "with_policies"]
+
+
+class VoicePolicy(Protocol):
+    """A policy that can wrap a voice; the wrapped voice is still a ``Voice``."""
+
+    def wrap(self, voice: Voice) -> Voice: ...
+
+
+class PolicyVoice:
+    """Base of policy wrappers: forwards to ``inner`` and keeps its name unless given one."""
+
+    __slots__ = ("_name", "inner")
+
+    def __init__(self, inner: Voice, *, name: str | None = None) -> None:
+        self.inner = inner
+        self._name = name if name is not None else inner.name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def respond(self, request: VoiceRequest) -> VoiceResponse:
+        return await self.inner.respond(request)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._name!r} around {self.inner!r}>"
+
+
+def with_policies(voice: Voice, *policies: VoicePolicy) -> Voice:
+    """Wrap ``voice`` in ``policies``; the first policy is the outermost.
+
+    >>> from ai_orchestration.testing import ScriptedVoice
+    >>> from ai_orchestration.policies import RetryPolicy, TimeoutPolicy
+    >>> v = with_policies(ScriptedVoice("a", ["ok"]), RetryPolicy(), TimeoutPolicy(5.0))
+    >>> v.name
+    'a'
+    """
+    for policy in reversed(policies):
+        voice = policy.wrap(voice)
+    return voice
+
+
+def note(key: str, value: Any) -> None:
+    """Set an attribute on the current span (a no-op outside a run)."""
+    scope = current_run()
+    if scope is not None:
+        scope[1].set(key, value)
+
+
+def note_append(key: str, item: Any) -> None:
+    """Append ``item`` to a list attribute of the current span (a no-op outside a run)."""
+    scope = current_run()
+    if scope is None:
+        return
+    span = scope[1]
+    attrs = span.attributes
+    existing = attrs.get(key) if attrs is not None else None
+    if isinstance(existing, list):
+        existing.append(item)
+    else:
+        span.set(key, [item])

@@ -1,0 +1,135 @@
+"""Fault injection: a seeded wrapper adding errors, latency, hangs and garbage to any voice.
+
+>>> from ai_orchestration.errors import ProviderUnavailableError
+>>> from ai_orchestration.testing import FaultyVoice, Faults, ScriptedVoice
+>>> v = FaultyVoice(ScriptedVoice("a", ["ok"]), Faults(errors={ProviderUnavailableError: 0.3}))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from ai_orchestration.errors import ProviderUnavailableError, RateLimitedError, VoiceError
+from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
+
+__all__ = ["GARBAGE", "Faults", "FaultyVoice", "Latency"]
+
+GARBAGE: tuple[str, ...] = (
+    "<html><body><h1>502 Bad Gateway</h1></body></html>",
+    '{"answer": "Par',
+    "\x00\x1b[31m\ufffd\ufffd",
+    "",
+    "As an AI language model, I cannot answer that.",
+    "null",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Lognormal latency with the given median (``sigma=0``: fixed), capped at ``max_s``."""
+
+    median_s: float
+    sigma: float = 0.0
+    max_s: float | None = None
+
+    def sample(self, rng: random.Random) -> float:
+        v = (
+            self.median_s
+            if self.sigma == 0
+            else rng.lognormvariate(0.0, self.sigma) * self.median_s
+        )
+        return v if self.max_s is None else min(v, self.max_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """What to inject, as per-call probabilities (summing to at most 1).
+
+    ``errors`` maps a ``VoiceError`` class to its rate; a hang never answers (until
+    cancelled); garbage answers one of ``GARBAGE``. ``retry_after`` goes on injected rate limits.
+    """
+
+    errors: Mapping[type[VoiceError], float] = field(default_factory=dict)
+    hang_rate: float = 0.0
+    garbage_rate: float = 0.0
+    latency: Latency | None = None
+    retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        rates = [*self.errors.values(), self.hang_rate, self.garbage_rate]
+        if any(r < 0 for r in rates) or sum(rates) > 1 + 1e-9:
+            raise ValueError(f"fault rates must be >= 0 and sum to <= 1, got {rates}")
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class FaultyVoice:
+    """Wrap ``inner`` and inject ``faults``, drawing from ``random.Random(seed)`` per call.
+
+    ``down = True`` simulates a full outage (every call raises ``ProviderUnavailableError``).
+    ``injected`` counts what each call got: ``ok``, ``hang``, ``garbage``, ``down`` or the error
+    class name.
+    """
+
+    def __init__(
+        self,
+        inner: Voice,
+        faults: Faults = Faults(),
+        *,
+        seed: int = 0,
+        sleep: Sleep = asyncio.sleep,
+        name: str | None = None,
+    ) -> None:
+        self.inner = inner
+        self.faults = faults
+        self.down = False
+        self.injected: Counter[str] = Counter()
+        self._name = name if name is not None else inner.name
+        self._rng = random.Random(seed)
+        self._sleep = sleep
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _draw(self) -> str | type[VoiceError]:
+        u = self._rng.random()
+        acc = 0.0
+        for cls, rate in self.faults.errors.items():
+            acc += rate
+            if u < acc:
+                return cls
+        acc += self.faults.hang_rate
+        if u < acc:
+            return "hang"
+        acc += self.faults.garbage_rate
+        return "garbage" if u < acc else "ok"
+
+    async def respond(self, request: VoiceRequest) -> VoiceResponse:
+        if self.down:
+            self.injected["down"] += 1
+            raise ProviderUnavailableError("injected outage", voice=self._name, status=503)
+        fault = self._draw()
+        latency = self.faults.latency.sample(self._rng) if self.faults.latency else 0.0
+        garbage = GARBAGE[self._rng.randrange(len(GARBAGE))]
+        self.injected[fault if isinstance(fault, str) else fault.__name__] += 1
+        if latency > 0:
+            await self._sleep(latency)
+        if fault == "hang":
+            await asyncio.Event().wait()
+        if fault == "garbage":
+            return VoiceResponse(text=garbage, model=f"faulty:{self._name}", usage=Usage(calls=1))
+        if isinstance(fault, type):
+            raise self._error(fault)
+        return await self.inner.respond(request)
+
+    def _error(self, cls: type[VoiceError]) -> VoiceError:
+        msg = f"injected {cls.__name__}"
+        if issubclass(cls, RateLimitedError):
+            return cls(msg, voice=self._name, retry_after=self.faults.retry_after)
+        return cls(msg, voice=self._name)
