@@ -1,36 +1,292 @@
-"""Per-request fusion entry point (placeholder majority; the consensus work replaces it)."""
+"""Per-request fusion: one request's votes → a :class:`Consensus` with weights and explanation.
+
+Failed votes (``error`` set) stay in ``Consensus.votes`` and the explanation but are not
+counted. Answers are clustered (normalisation, then embeddings when ``embed`` is given) and
+the method votes over clusters; the answer is the cluster's most common raw answer. Unless
+``n_classes`` says otherwise, one extra candidate "(other)" — an answer no voice gave — keeps
+a unanimous vote of weak voices from claiming certainty.
+
+Abstention: when the top candidates tie, when "(other)" leads, or when confidence is below
+``abstain_below``, the result has ``abstained=True``, ``answer=None``, ``confidence`` = the
+leading probability and the full ``distribution``; ``explanation["abstained"]`` says why.
+"""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Any
 
+import numpy as np
+
+from ai_orchestration.consensus._aggregators import (
+    AttentionFusion,
+    DempsterShafer,
+    LogPool,
+    MajorityVote,
+    WeightedVote,
+    check_reliability,
+    neutral_accuracy,
+)
+from ai_orchestration.consensus._base import Aggregator, log_odds
+from ai_orchestration.consensus._bayes import BayesianFusion
+from ai_orchestration.consensus._data import VoteTable, parse_votes
+from ai_orchestration.consensus._reliability import ReliabilityTracker
+from ai_orchestration.consensus._text import DEFAULT_THRESHOLD, Embed, Judge, cluster, normalise
 from ai_orchestration.consensus._types import Consensus, Vote
-from ai_orchestration.errors import ConsensusError
+from ai_orchestration.errors import ConsensusError, InputError
 
-__all__ = ["fuse"]
+__all__ = ["METHODS", "fuse"]
+
+METHODS: dict[str, type[Aggregator]] = {
+    "majority": MajorityVote,
+    "weighted": WeightedVote,
+    "bayesian": BayesianFusion,
+    "attention": AttentionFusion,
+    "logpool": LogPool,
+    "dempster_shafer": DempsterShafer,
+}
+Reliability = Mapping[str, float] | ReliabilityTracker | Aggregator | None
+
+
+class _Other:
+    """A candidate answer no voice gave."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __repr__(self) -> str:
+        return "(other)" if self.n == 0 else f"(other {self.n + 1})"
+
+
+def _check(votes: Iterable[Vote]) -> tuple[tuple[Vote, ...], list[Vote]]:
+    all_votes = tuple(votes)
+    for v in all_votes:
+        if not isinstance(v, Vote):
+            raise InputError(f"fuse() takes Vote objects, got {type(v).__name__}")
+    valid = [v for v in all_votes if v.ok and v.answer is not None]
+    names = Counter(v.voice for v in valid)
+    dup = [n for n, c in names.items() if c > 1]
+    if dup:
+        raise InputError(f"voice(s) voted twice in one request: {', '.join(sorted(dup))}")
+    return all_votes, valid
+
+
+def _resolve(method: str, reliability: Reliability) -> tuple[Aggregator, str]:
+    """The aggregator to use and how its priors were obtained."""
+    if method not in METHODS:
+        raise InputError(f"unknown consensus method {method!r}; known: {', '.join(METHODS)}")
+    cls = METHODS[method]
+    if isinstance(reliability, Aggregator):
+        if isinstance(reliability, cls) and reliability.fitted_:
+            return reliability, "learned (fitted aggregator)"
+        mapping: Mapping[str, float] = reliability.reliability_
+    elif isinstance(reliability, ReliabilityTracker):
+        mapping = reliability.reliability()
+    else:
+        mapping = reliability or {}
+    if cls is MajorityVote:
+        return MajorityVote(calibrate=False), "none (every vote counts 1)"
+    agg = cls.from_reliability(check_reliability(mapping))  # type: ignore[attr-defined]
+    return agg, ("learned" if mapping else "neutral (no history)")
+
+
+def _rows(
+    valid: list[Vote], groups: list[list[int]]
+) -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
+    """Batch rows for one item, the cluster label of each vote and each cluster's answer."""
+    reps, labels = [], []
+    for g in groups:
+        counts = Counter(normalise(valid[i].answer) + "\x00" + repr(valid[i].answer) for i in g)
+        best = max(
+            g, key=lambda i: counts[normalise(valid[i].answer) + "\x00" + repr(valid[i].answer)]
+        )
+        reps.append(valid[best].answer)
+        labels.append(
+            valid[best].answer if _hashable(valid[best].answer) else normalise(valid[best].answer)
+        )
+    label_of = {i: labels[n] for n, g in enumerate(groups) for i in g}
+    by_key = {normalise(valid[g[0]].answer): labels[n] for n, g in enumerate(groups)}
+    rows = []
+    for i, v in enumerate(valid):
+        row: dict[str, Any] = {"item": 0, "voice": v.voice, "answer": label_of[i]}
+        row["confidence"] = v.confidence
+        if v.distribution is not None:
+            row["distribution"] = _merge_dist(v.distribution, by_key)
+        rows.append(row)
+    return rows, labels, reps
+
+
+def _merge_dist(dist: Mapping[Any, float], by_key: Mapping[str, Any]) -> dict[Any, float]:
+    out: dict[Any, float] = {}
+    for k, p in dist.items():
+        label = by_key.get(normalise(k), k)
+        out[label] = out.get(label, 0.0) + float(p)
+    return out
+
+
+def _hashable(x: Any) -> bool:
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
+
+
+def _table(agg: Aggregator, rows: list[dict[str, Any]], n_classes: int | None) -> VoteTable:
+    known = len(agg.labels_)
+    first = parse_votes(rows, labels=agg.labels_)
+    want = n_classes if n_classes is not None else (0 if agg.fitted_ else first.n_labels + 1)
+    pads = [_Other(i) for i in range(max(want - first.n_labels, 0))]
+    if not pads or known:
+        return first if not pads else parse_votes(rows, labels=agg.labels_, extra_labels=pads)
+    return parse_votes(rows, extra_labels=pads)
+
+
+def _weights(agg: Aggregator, table: VoteTable) -> dict[str, float]:
+    if isinstance(agg, MajorityVote):
+        w = np.ones(len(table.voices))
+    elif isinstance(agg, AttentionFusion):
+        w = agg.attention(table)  # one vote per voice, in voice order
+    elif isinstance(agg, LogPool) and agg.weights_:
+        w = np.asarray([agg.weights_.get(v, 1.0) for v in table.voices])
+    elif isinstance(agg, DempsterShafer):
+        w = agg.voice_reliability(table)
+    else:
+        w = log_odds(agg.voice_reliability(table), table.n_labels)
+    return {v: round(float(x), 6) for v, x in zip(table.voices, w, strict=True)}
+
+
+def _why(agg: Aggregator, voice: str, tracker: ReliabilityTracker | None) -> str:
+    if isinstance(agg, MajorityVote):
+        return "one vote each"
+    if tracker is not None and not tracker.has_history(voice):
+        return f"no history: neutral prior accuracy {neutral_accuracy():.3f}"
+    if voice in agg.reliability_:
+        return f"learned accuracy {agg.reliability_[voice]:.3f}"
+    return f"unknown voice: neutral prior accuracy {neutral_accuracy():.3f}"
 
 
 def fuse(
     votes: Iterable[Vote],
     *,
     method: str = "majority",
-    reliability: Mapping[str, float] | None = None,
+    reliability: Reliability = None,
+    min_votes: int = 1,
+    abstain_below: float | None = None,
+    n_classes: int | None = None,
+    embed: Embed | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    judge: Judge | None = None,
 ) -> Consensus:
-    """Fuse one request's votes into a ``Consensus``."""
-    all_votes = tuple(votes)
-    valid = [v for v in all_votes if v.ok and v.answer is not None]
-    if not valid:
-        raise ConsensusError(f"no valid votes to fuse ({len(all_votes)} voices failed)")
-    counts = Counter(str(v.answer) for v in valid)
-    answer, top = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    dist = {a: c / len(valid) for a, c in counts.items()}
-    return Consensus(
-        answer=answer,
-        confidence=dist[answer],
-        distribution=dist,
-        weights={v.voice: 1.0 for v in valid},
-        agreement=top / len(valid),
-        method=method,
-        votes=all_votes,
+    """Fuse one request's votes into a ``Consensus``.
+
+    ``reliability`` is a voice → accuracy mapping, a :class:`ReliabilityTracker`, or a fitted
+    aggregator (used as is when it is of ``method``'s class, else for its accuracies).
+    Raises :class:`ConsensusError` when fewer than ``min_votes`` valid votes remain.
+
+    >>> c = fuse([Vote("a", "Paris"), Vote("b", "paris."), Vote("c", "Lyon")])
+    >>> c.answer, round(c.agreement, 3)
+    ('Paris', 0.667)
+    """
+    all_votes, valid = _check(votes)
+    if len(valid) < max(min_votes, 1):
+        raise ConsensusError(
+            f"quorum not met: {len(valid)} valid vote(s) of {len(all_votes)}, "
+            f"{max(min_votes, 1)} required"
+        )
+    if all(isinstance(v.answer, Mapping) for v in valid):
+        from ai_orchestration.consensus._structured import fuse_fields
+
+        return fuse_fields(
+            all_votes,
+            valid,
+            lambda vs: fuse(
+                vs,
+                method=method,
+                reliability=reliability,
+                n_classes=n_classes,
+                embed=embed,
+                threshold=threshold,
+                judge=judge,
+            ),
+            abstain_below=abstain_below,
+            method=method,
+        )
+    groups = cluster([v.answer for v in valid], embed=embed, threshold=threshold, judge=judge)
+    rows, labels, reps = _rows(valid, groups)
+    agg, priors = _resolve(method, reliability)
+    table = _table(agg, rows, n_classes)
+    proba = agg.proba(table)[0]
+    tracker = reliability if isinstance(reliability, ReliabilityTracker) else None
+    return _result(
+        all_votes, valid, groups, labels, reps, table, proba, agg, priors, abstain_below, tracker
     )
+
+
+def _result(
+    all_votes: tuple[Vote, ...],
+    valid: list[Vote],
+    groups: list[list[int]],
+    labels: list[Any],
+    reps: list[Any],
+    table: VoteTable,
+    proba: Any,
+    agg: Aggregator,
+    priors: str,
+    abstain_below: float | None,
+    tracker: ReliabilityTracker | None,
+) -> Consensus:
+    answer_of = {_key(lab): rep for lab, rep in zip(labels, reps, strict=True)}
+    dist = {_key(lab): float(p) for lab, p in zip(table.labels, proba, strict=True)}
+    order = np.argsort(-proba, kind="stable")
+    lead = table.labels[int(order[0])]
+    conf = float(proba[order[0]])
+    reason = None
+    if len(order) > 1 and np.isclose(proba[order[0]], proba[order[1]], rtol=0, atol=1e-9):
+        reason = "tie between the leading answers"
+    elif _key(lead) not in answer_of:
+        reason = "no answer given by a voice leads"
+    elif abstain_below is not None and conf < abstain_below:
+        reason = f"confidence {conf:.3f} below {abstain_below}"
+    cluster_of = {i: n for n, g in enumerate(groups) for i in g}
+    weights = _weights(agg, table)
+    voices = {
+        v.voice: {
+            "answer": v.answer,
+            "cluster": _key(labels[cluster_of[i]]),
+            "weight": weights[v.voice],
+            "why": _why(agg, v.voice, tracker),
+        }
+        for i, v in enumerate(valid)
+    }
+    failed = {
+        v.voice: v.error or "no answer" for v in all_votes if not (v.ok and v.answer is not None)
+    }
+    explanation: dict[str, Any] = {"method": agg.method, "priors": priors, "voices": voices}
+    explanation.update(failed=failed, temperature=agg.temperature_, abstained=reason)
+    winner = None if reason else answer_of[_key(lead)]
+    agree = sum(1 for i in range(len(valid)) if _key(labels[cluster_of[i]]) == _key(lead))
+    return Consensus(
+        answer=winner,
+        confidence=conf,
+        distribution=dist,
+        weights=weights,
+        agreement=agree / len(valid),
+        method=agg.method,
+        votes=all_votes,
+        abstained=reason is not None,
+        explanation=explanation,
+    )
+
+
+def _key(label: Any) -> str:
+    if isinstance(label, str):
+        return label
+    if isinstance(label, _Other):
+        return repr(label)
+    try:
+        return json.dumps(label)
+    except TypeError:
+        return str(label)
