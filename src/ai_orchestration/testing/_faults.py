@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from ai_orchestration.errors import ProviderUnavailableError, RateLimitedError, VoiceError
 from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
 
-__all__ = ["GARBAGE", "Faults", "FaultyVoice", "Latency"]
+__all__ = ["GARBAGE_TEXTS", "Faults", "FaultyVoice", "Latency"]
 
-GARBAGE: tuple[str, ...] = (
+GARBAGE_TEXTS: tuple[str, ...] = (
     "<html><body><h1>502 Bad Gateway</h1></body></html>",
     '{"answer": "Par',
     "\x00\x1b[31m\ufffd\ufffd",
@@ -50,7 +50,8 @@ class Faults:
     """What to inject, as per-call probabilities (summing to at most 1).
 
     ``errors`` maps a ``VoiceError`` class to its rate; a hang never answers (until
-    cancelled); garbage answers one of ``GARBAGE``. ``retry_after`` goes on injected rate limits.
+    cancelled); garbage answers one of ``GARBAGE_TEXTS``. ``retry_after`` goes on injected
+    rate limits.
     """
 
     errors: Mapping[type[VoiceError], float] = field(default_factory=dict)
@@ -116,7 +117,7 @@ class FaultyVoice:
             raise ProviderUnavailableError("injected outage", voice=self._name, status=503)
         fault = self._draw()
         latency = self.faults.latency.sample(self._rng) if self.faults.latency else 0.0
-        garbage = GARBAGE[self._rng.randrange(len(GARBAGE))]
+        garbage = GARBAGE_TEXTS[self._rng.randrange(len(GARBAGE_TEXTS))]
         self.injected[fault if isinstance(fault, str) else fault.__name__] += 1
         if latency > 0:
             await self._sleep(latency)
