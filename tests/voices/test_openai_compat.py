@@ -202,7 +202,11 @@ async def test_tools_sent_and_tool_calls_parsed() -> None:
         "role": "assistant",
         "content": "",
         "tool_calls": [
-            {"id": "call_0", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+            {
+                "id": "call_0",
+                "type": "function",
+                "function": {"name": "get_time", "arguments": "{}"},
+            }
         ],
     }
     assert body["messages"][2] == {"role": "tool", "tool_call_id": "call_0", "content": "12:00"}
@@ -213,8 +217,14 @@ async def test_tools_sent_and_tool_calls_parsed() -> None:
 
 async def test_refusal_is_reported_as_text() -> None:
     rec = Recorder(json_response(completion(None, refusal="I can't help with that.")))
-    resp = await voice(rec).respond(VoiceRequest.from_prompt("x", response_schema={"type": "object"}))
-    assert (resp.text, resp.finish_reason, resp.parsed) == ("I can't help with that.", "refusal", None)
+    resp = await voice(rec).respond(
+        VoiceRequest.from_prompt("x", response_schema={"type": "object"})
+    )
+    assert (resp.text, resp.finish_reason, resp.parsed) == (
+        "I can't help with that.",
+        "refusal",
+        None,
+    )
 
 
 async def test_streaming_deltas_then_usage() -> None:

@@ -17,10 +17,10 @@ import os
 import re
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -444,14 +444,23 @@ class SseDecoder:
 
 
 async def json_events(
-    events: AsyncIterator[SseEvent], *, voice: str, provider: str
+    events: AsyncGenerator[SseEvent, None], *, voice: str, provider: str
 ) -> AsyncGenerator[tuple[str, Any], None]:
     """Decode each event's data as JSON; ``[DONE]`` passes through as that string."""
-    async for ev in events:
-        if ev.data == "[DONE]":
-            yield ev.event, "[DONE]"
-        else:
-            yield ev.event, _decode_json(ev.data.encode(), voice=voice, provider=provider)
+    async with aclosing(events):  # `async for` alone would leave ``events`` unclosed
+        async for ev in events:
+            if ev.data == "[DONE]":
+                yield ev.event, "[DONE]"
+            else:
+                yield ev.event, _decode_json(ev.data.encode(), voice=voice, provider=provider)
+
+
+async def _let_finalizers_run() -> None:
+    # httpx reads a body through a chain of async generators; leaving a stream early closes only
+    # the outermost, and asyncio finalises the rest in tasks scheduled one loop turn at a time.
+    # Letting those run now keeps an abandoned stream from outliving the call that opened it.
+    for _ in range(16):
+        await asyncio.sleep(0)
 
 
 # --- the session ---------------------------------------------------------------------------
@@ -555,8 +564,8 @@ class HttpSession:
         """
         auth, secrets = self._prepare()
         limit = limit_s or self.timeout
-        deadline = time.monotonic() + limit
         client = _client_for(self.transport)
+        finished = False
         try:
             async with client.stream(
                 "POST",
@@ -567,23 +576,34 @@ class HttpSession:
                 timeout=limit,
             ) as resp:
                 await self._check_stream_start(resp, secrets)
-                decoder = SseDecoder()
-                async for line in resp.aiter_lines():
-                    if time.monotonic() > deadline:
-                        raise VoiceTimeoutError(
-                            f"stream from {self._where()} exceeded {limit}s", voice=self.voice
-                        )
-                    event = decoder.feed(line)
-                    if event is not None:
+                async with aclosing(self._events(resp, limit)) as events:
+                    async for event in events:
                         yield event
-                if decoder.pending:
-                    raise MalformedResponseError(
-                        f"{self.provider} stream ended mid-event", voice=self.voice
-                    )
+            finished = True
         except (httpx.HTTPError, TimeoutError) as exc:
             raise _transport_error(
                 exc, voice=self.voice, where=self._where(), secrets=secrets
             ) from exc
+        finally:
+            if not finished:
+                await _let_finalizers_run()
+
+    async def _events(self, resp: httpx.Response, limit: float) -> AsyncGenerator[SseEvent, None]:
+        deadline = time.monotonic() + limit
+        decoder = SseDecoder()
+        async with aclosing(cast("AsyncGenerator[str, None]", resp.aiter_lines())) as lines:
+            async for line in lines:
+                if time.monotonic() > deadline:
+                    raise VoiceTimeoutError(
+                        f"stream from {self._where()} exceeded {limit}s", voice=self.voice
+                    )
+                event = decoder.feed(line)
+                if event is not None:
+                    yield event
+        if decoder.pending:
+            raise MalformedResponseError(
+                f"{self.provider} stream ended mid-event", voice=self.voice
+            )
 
     async def _check_stream_start(self, resp: httpx.Response, secrets: tuple[str, ...]) -> None:
         if resp.status_code >= 400:
