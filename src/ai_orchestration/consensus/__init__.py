@@ -7,27 +7,69 @@ Per request: :func:`fuse`. In batch (crowd-kit-like ``fit``/``predict``/``predic
 :func:`order_voices`. Free text: :func:`normalise`, :func:`cluster`.
 """
 
-from ai_orchestration.consensus._adaptive import StopDecision, decide, order_voices, should_stop
-from ai_orchestration.consensus._aggregators import (
-    AttentionFusion,
-    DempsterShafer,
-    LogPool,
-    MajorityVote,
-    WeightedVote,
-)
-from ai_orchestration.consensus._base import Aggregator
-from ai_orchestration.consensus._bayes import BayesianFusion
-from ai_orchestration.consensus._calibration import calibration_report, fit_temperature
-from ai_orchestration.consensus._fuse import METHODS, fuse
-from ai_orchestration.consensus._reliability import ReliabilityTracker
-from ai_orchestration.consensus._text import (
-    DEFAULT_THRESHOLD,
-    calibrate_threshold,
-    cluster,
-    compatible,
-    normalise,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ai_orchestration.consensus._types import Consensus, Vote
+
+if TYPE_CHECKING:
+    from ai_orchestration.consensus._adaptive import StopDecision, decide, order_voices, should_stop
+    from ai_orchestration.consensus._aggregators import (
+        AttentionFusion,
+        DempsterShafer,
+        LogPool,
+        MajorityVote,
+        WeightedVote,
+    )
+    from ai_orchestration.consensus._base import Aggregator
+    from ai_orchestration.consensus._bayes import BayesianFusion
+    from ai_orchestration.consensus._calibration import calibration_report, fit_temperature
+    from ai_orchestration.consensus._fuse import METHODS, fuse
+    from ai_orchestration.consensus._reliability import ReliabilityTracker
+    from ai_orchestration.consensus._text import (
+        DEFAULT_THRESHOLD,
+        calibrate_threshold,
+        cluster,
+        compatible,
+        normalise,
+    )
+
+# numpy-backed parts load on first use: ``import ai_orchestration`` must stay fast.
+_LAZY: dict[str, str] = {
+    "Aggregator": "ai_orchestration.consensus._base",
+    "AttentionFusion": "ai_orchestration.consensus._aggregators",
+    "BayesianFusion": "ai_orchestration.consensus._bayes",
+    "DEFAULT_THRESHOLD": "ai_orchestration.consensus._text",
+    "DempsterShafer": "ai_orchestration.consensus._aggregators",
+    "LogPool": "ai_orchestration.consensus._aggregators",
+    "METHODS": "ai_orchestration.consensus._fuse",
+    "MajorityVote": "ai_orchestration.consensus._aggregators",
+    "ReliabilityTracker": "ai_orchestration.consensus._reliability",
+    "StopDecision": "ai_orchestration.consensus._adaptive",
+    "WeightedVote": "ai_orchestration.consensus._aggregators",
+    "calibrate_threshold": "ai_orchestration.consensus._text",
+    "calibration_report": "ai_orchestration.consensus._calibration",
+    "cluster": "ai_orchestration.consensus._text",
+    "compatible": "ai_orchestration.consensus._text",
+    "decide": "ai_orchestration.consensus._adaptive",
+    "fit_temperature": "ai_orchestration.consensus._calibration",
+    "fuse": "ai_orchestration.consensus._fuse",
+    "normalise": "ai_orchestration.consensus._text",
+    "order_voices": "ai_orchestration.consensus._adaptive",
+    "should_stop": "ai_orchestration.consensus._adaptive",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ai_orchestration.consensus' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_THRESHOLD",
