@@ -366,6 +366,19 @@ class _Execution:
             if self.status[name] == RUNNING and task is not current:
                 task.cancel()
 
+    def record_unstarted(self) -> None:
+        """Give steps that were scheduled but cancelled before they began a cancelled span,
+        so the trace shows every step the run set in motion."""
+        for name, status in self.status.items():
+            if status == RUNNING:
+                self.status[name] = CANCELLED
+                step = self.wf.by_name[name]
+                span = self.trace.start_span(
+                    SpanKind.STEP, name, StepSpanData(step.kind), self.parent
+                )
+                span.set("cancelled", "before it started")
+                self.trace.end_span(span, SpanStatus.CANCELLED)
+
     def output(self) -> Any:
         outs = self.wf.output
         if len(outs) == 1:
@@ -396,6 +409,9 @@ async def execute(
     completed: Mapping[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Run ``wf`` inside an existing run (used for runs and sub-workflows)."""
+    unknown = [n for n in completed or () if n not in wf.by_name]
+    if unknown:  # checked before the task group, which would wrap it in an ExceptionGroup
+        raise StepError(f"cannot resume: unknown step {unknown[0]!r}", step=unknown[0])
     ex = _Execution(wf, inp, state, parent)
     try:
         async with asyncio.TaskGroup() as tg:
@@ -404,6 +420,7 @@ async def execute(
     finally:
         for timer in ex.timers.values():
             timer.cancel()
+        ex.record_unstarted()
     if ex.failure is not None:
         if isinstance(ex.failure, BudgetExceededError) and ex.failure.partial is None:
             ex.failure.partial = dict(ex.results)
