@@ -216,8 +216,9 @@ class LogPool(_Reliable):
     def _descend(
         self, table: VoteTable, feats: FloatArray, target: FloatArray, rows: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
-        """Adam on the weighted log-loss; weights kept non-negative."""
-        theta = np.concatenate([np.ones(len(table.voices)), np.zeros(table.n_labels)])
+        """Adam on the weighted log-loss, shrunk towards the plain pool; weights kept ≥ 0."""
+        start = np.concatenate([np.ones(len(table.voices)), np.zeros(table.n_labels)])
+        theta = start.copy()
         m, v = np.zeros_like(theta), np.zeros_like(theta)
         nv = len(table.voices)
         for t in range(1, self.steps + 1):
@@ -225,7 +226,7 @@ class LogPool(_Reliable):
             z = segment_sum(table, feats * w[table.voice][:, None]) + b
             g = (softmax(z) - target) * rows[:, None]
             gw = np.bincount(table.voice, weights=(g[table.item] * feats).sum(1), minlength=nv)
-            grad = np.concatenate([gw, g.sum(0)]) + self.l2 * theta
+            grad = np.concatenate([gw, g.sum(0)]) + self.l2 * (theta - start)
             m = 0.9 * m + 0.1 * grad
             v = 0.999 * v + 0.001 * grad**2
             theta -= 0.05 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
