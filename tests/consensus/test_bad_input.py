@@ -46,7 +46,7 @@ def test_all_failed(model: Aggregator) -> None:
 @pytest.mark.parametrize("conf", [math.nan, -0.1, 1.5, "high"])
 def test_bad_confidence(model: Aggregator, conf: object) -> None:
     votes = [{"item": 1, "voice": "a", "answer": "X", "confidence": conf}]
-    with pytest.raises(InputError, match="vote row 0.*confidence"):
+    with pytest.raises(InputError, match=r"vote row 0.*confidence"):
         model.fit(votes)
 
 
@@ -56,12 +56,12 @@ def test_duplicates(model: Aggregator) -> None:
 
 
 def test_missing_key(model: Aggregator) -> None:
-    with pytest.raises(InputError, match="vote row 0 lacks key.*answer"):
+    with pytest.raises(InputError, match=r"vote row 0 lacks key.*answer"):
         model.fit([{"item": 1, "voice": "a"}])
 
 
 def test_gold_for_unknown_items(model: Aggregator) -> None:
-    with pytest.raises(InputError, match="gold names 1 item.*'ghost'"):
+    with pytest.raises(InputError, match=r"gold names 1 item.*'ghost'"):
         model.fit(GOOD, {"ghost": "X"})
 
 

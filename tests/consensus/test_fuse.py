@@ -167,7 +167,7 @@ def test_every_method_answers_the_clear_case(method: str) -> None:
 def test_bad_inputs_name_the_problem() -> None:
     with pytest.raises(InputError, match="unknown consensus method 'vote'"):
         fuse([Vote("a", "X")], method="vote")
-    with pytest.raises(InputError, match="voted twice.*: a"):
+    with pytest.raises(InputError, match=r"voted twice.*: a"):
         fuse([Vote("a", "X"), Vote("a", "Y")])
     with pytest.raises(InputError, match=r"confidence nan is not in \[0, 1\]"):
         fuse([Vote("a", "X", confidence=float("nan"))], method="weighted")

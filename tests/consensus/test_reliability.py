@@ -34,7 +34,7 @@ def test_reloads_from_the_file(tmp_path: Path) -> None:
 def test_corrupt_file_is_a_store_error(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     path.write_text("{not json")
-    with pytest.raises(StoreError, match="r.json is unreadable"):
+    with pytest.raises(StoreError, match=r"r\.json is unreadable"):
         ReliabilityTracker(path)
 
 
