@@ -558,8 +558,7 @@ class HttpSession:
     ) -> AsyncGenerator[SseEvent, None]:
         """POST ``body`` and yield the server-sent events of the answer.
 
-        ``limit_s`` (default: the session timeout) bounds the whole stream (checked between
-        lines) as well as each read.
+        ``limit_s`` (default: the session timeout) bounds the whole stream, not only each read.
         A stream cut mid-event raises ``MalformedResponseError``.
         """
         auth, secrets = self._prepare()
@@ -592,11 +591,16 @@ class HttpSession:
         deadline = time.monotonic() + limit
         decoder = SseDecoder()
         async with aclosing(cast("AsyncGenerator[str, None]", resp.aiter_lines())) as lines:
-            async for line in lines:
-                if time.monotonic() > deadline:
+            while True:
+                try:  # the deadline covers the whole stream, however slowly it trickles
+                    async with asyncio.timeout(deadline - time.monotonic()):
+                        line = await anext(lines)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
                     raise VoiceTimeoutError(
                         f"stream from {self._where()} exceeded {limit}s", voice=self.voice
-                    )
+                    ) from None
                 event = decoder.feed(line)
                 if event is not None:
                     yield event
