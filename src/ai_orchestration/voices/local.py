@@ -17,12 +17,14 @@ worker thread under it.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import itertools
 import json
 import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -137,7 +139,7 @@ def gemma_model_path() -> str:
 class _Model:
     """One loaded ``Llama`` and the lock that serialises its use."""
 
-    __slots__ = ("clean", "llm", "load_s", "lock", "n_vocab")
+    __slots__ = ("clean", "llm", "load_s", "lock", "n_vocab", "snapshots")
 
     def __init__(self, llm: Any, load_s: float) -> None:
         self.llm = llm
@@ -145,9 +147,13 @@ class _Model:
         self.lock = threading.Lock()
         self.n_vocab: int = int(llm.n_vocab())
         self.clean = 0  # leading cached tokens decoded by _sync_prefix (safe to reuse)
+        # few-shot prefix tokens -> its saved KV state, so voices with different prompts
+        # sharing this model do not re-decode their prefix after each other's calls
+        self.snapshots: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
 
 _MODELS: dict[tuple[str, int], _Model] = {}
+_MAX_SNAPSHOTS = 8
 _MODELS_LOCK = threading.Lock()
 
 
@@ -236,10 +242,46 @@ def _sync_prefix(model: _Model, prompt: _Prompt, end: int) -> None:
             break
         common += 1
     keep = _truncate(model, max(c for c in cuts if c <= common))
+    split = min(prompt.split, end)
+    if keep < split and _restore_prefix(model, tuple(target[:split])):
+        keep = split
     for start, stop in itertools.pairwise(cuts):
         if stop > keep:
             llm.eval(target[max(start, keep) : stop])
+            if stop == split:
+                _save_prefix(model, tuple(target[:split]))
     model.clean = end
+
+
+def _save_prefix(model: _Model, prefix: tuple[int, ...]) -> None:
+    """Snapshot the KV state of sequence 0, which holds exactly ``prefix``."""
+    import llama_cpp
+
+    ctx = model.llm.ctx
+    size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
+    buffer = (ctypes.c_uint8 * size)()
+    if llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0) == size:
+        model.snapshots[prefix] = buffer
+        while len(model.snapshots) > _MAX_SNAPSHOTS:
+            model.snapshots.popitem(last=False)
+
+
+def _restore_prefix(model: _Model, prefix: tuple[int, ...]) -> bool:
+    """Load a snapshot of ``prefix`` into the emptied cache; False when there is none."""
+    import llama_cpp
+
+    buffer = model.snapshots.get(prefix)
+    if buffer is None:
+        return False
+    model.snapshots.move_to_end(prefix)
+    llm = model.llm
+    _truncate(model, 0)
+    if llama_cpp.llama_state_seq_set_data(llm.ctx, buffer, len(buffer), 0) == 0:
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
+        return False
+    llm.input_ids[: len(prefix)] = prefix
+    llm.n_tokens = model.clean = len(prefix)
+    return True
 
 
 def _decode_rows(model: _Model, tokens: Sequence[int], n_past: int) -> npt.NDArray[np.float32]:
