@@ -19,6 +19,7 @@ path), ``voice`` (a voice name) or ``consensus`` (a list of voice names); plus o
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,10 @@ class WorkflowConfig(BaseModel):
     trace_dir: str = ".ai_orchestration/traces"
 
 
-def _import(path: str, where: str) -> Any:
+def _import(path: str, where: str, base: Path | None = None) -> Any:
+    """Import ``module:attr``; modules next to the workflow file are importable."""
+    if base is not None and str(base) not in sys.path:
+        sys.path.insert(0, str(base))
     module, _, attr = path.partition(":")
     if not module or not attr:
         raise ConfigError(f"{path!r} is not a 'module:function' import path", field=where)
@@ -108,7 +112,7 @@ def _voice(voices: dict[str, Voice], name: str, where: str) -> Voice:
     return voices[name]
 
 
-def build_workflow(cfg: WorkflowConfig) -> Workflow:
+def build_workflow(cfg: WorkflowConfig, base: Path | None = None) -> Workflow:
     voices = _voices(cfg)
     b = WorkflowBuilder(cfg.name, timeout=cfg.timeout)
     for i, s in enumerate(cfg.steps):
@@ -117,7 +121,7 @@ def build_workflow(cfg: WorkflowConfig) -> Workflow:
         if s.after is not None:
             common["after"] = s.after
         if s.call is not None:
-            fn = _import(s.call, f"{where}.call")
+            fn = _import(s.call, f"{where}.call", base)
             b.step(s.name, fn, join=parse_join(s.join), timeout=s.timeout, **common)
         elif s.voice is not None:
             voice = _voice(voices, s.voice, f"{where}.voice")
@@ -133,9 +137,9 @@ def build_workflow(cfg: WorkflowConfig) -> Workflow:
                 **common,
             )
         elif s.map is not None:
-            b.map(s.name, _import(s.map, f"{where}.map"), timeout=s.timeout, **common)
+            b.map(s.name, _import(s.map, f"{where}.map", base), timeout=s.timeout, **common)
         elif s.route is not None:
-            b.route(s.name, _import(s.route, f"{where}.route"), **common)
+            b.route(s.name, _import(s.route, f"{where}.route", base), **common)
     if cfg.output:
         b.output(*cfg.output)
     return b.build()
@@ -151,7 +155,7 @@ def load_workflow(path: str | Path) -> tuple[Workflow, list[SpanProcessor]]:
         yaml = path.suffix.lower() in (".yaml", ".yml")
         raise validation_error(exc, file=str(path), text=text, yaml=yaml) from None
     try:
-        flow = build_workflow(cfg)
+        flow = build_workflow(cfg, path.parent.resolve())
     except ConfigError as exc:
         raise ConfigError(exc.message, file=str(path)) from None
     except UserError as exc:
