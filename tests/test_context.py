@@ -1,0 +1,222 @@
+"""Context: immutability, structural sharing, and handoff filters as pure functions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ai_orchestration.context import (
+    Context,
+    Message,
+    ToolCall,
+    drop_tool_messages,
+    keep_last,
+    redact,
+)
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def msgs(*specs: str) -> list[Message]:
+    """``"user:hi"`` → Message("user", "hi")."""
+    out = []
+    for spec in specs:
+        role, _, content = spec.partition(":")
+        out.append(Message(role, content))  # type: ignore[arg-type]
+    return out
+
+
+def texts(ctx: Context) -> list[str]:
+    return [f"{m.role}:{m.content}" for m in ctx.messages]
+
+
+# --- immutability and sharing -------------------------------------------------------------------
+
+
+def test_extend_returns_a_new_context_and_leaves_the_old_one_alone() -> None:
+    base = Context(msgs("user:hi"))
+    child = base.extend(*msgs("assistant:hello", "user:how are you?"))
+    assert texts(base) == ["user:hi"]
+    assert texts(child) == ["user:hi", "assistant:hello", "user:how are you?"]
+    assert (len(base), len(child)) == (1, 3)
+    assert child.messages[0] is base.messages[0]
+
+
+def test_siblings_share_their_parent_and_do_not_see_each_other() -> None:
+    base = Context(msgs("user:q"))
+    left = base.extend(*msgs("assistant:left"))
+    right = base.extend(*msgs("assistant:right"))
+    assert texts(left) == ["user:q", "assistant:left"]
+    assert texts(right) == ["user:q", "assistant:right"]
+    assert left.messages[0] is right.messages[0]
+
+
+def test_messages_are_materialised_once() -> None:
+    ctx = Context(msgs("user:a")).extend(*msgs("assistant:b")).extend(*msgs("user:c"))
+    first = ctx.messages
+    assert ctx.messages is first
+    assert isinstance(first, tuple)
+
+
+def test_messages_and_mappings_are_read_only() -> None:
+    ctx = Context(msgs("user:a"), artifacts={"doc": 1}, metadata={"lang": "en"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ctx.messages[0].content = "changed"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ctx.artifacts["doc"] = 2  # type: ignore[index]
+    with pytest.raises(TypeError):
+        ctx.metadata["lang"] = "fr"  # type: ignore[index]
+
+
+def test_input_mappings_are_copied_not_aliased() -> None:
+    arts = {"doc": 1}
+    ctx = Context(artifacts=arts)
+    arts["doc"] = 2
+    assert dict(ctx.artifacts) == {"doc": 1}
+
+
+def test_artifacts_and_metadata_share_the_message_history() -> None:
+    ctx = Context(msgs("user:a", "assistant:b"))
+    with_art = ctx.with_artifacts(plan="x")
+    with_meta = with_art.with_metadata(user="u1")
+    assert with_art.messages is ctx.messages
+    assert with_meta.messages is ctx.messages
+    assert (dict(ctx.artifacts), dict(with_art.artifacts)) == ({}, {"plan": "x"})
+    assert dict(with_meta.metadata) == {"user": "u1"}
+    assert dict(with_meta.artifacts) == {"plan": "x"}
+    extended = with_meta.extend(*msgs("user:c"))
+    assert (dict(extended.artifacts), dict(extended.metadata)) == ({"plan": "x"}, {"user": "u1"})
+
+
+def test_last_len_repr_and_to_dict() -> None:
+    empty = Context()
+    assert (empty.last, len(empty), empty.messages) == (None, 0, ())
+    call = ToolCall("t1", "clock", '{"tz": "UTC"}')
+    ctx = Context(msgs("user:hi"), artifacts={"b": 1, "a": 2}).extend(
+        Message("assistant", "", "bot", (call,)), Message("tool", "12:00", tool_call_id="t1")
+    )
+    assert ctx.last == Message("tool", "12:00", tool_call_id="t1")
+    assert repr(ctx) == "Context(messages=3, artifacts=['a', 'b'])"
+    assert ctx.to_dict() == {
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": "",
+                "name": "bot",
+                "tool_calls": [{"id": "t1", "name": "clock", "arguments": '{"tz": "UTC"}'}],
+            },
+            {"role": "tool", "content": "12:00", "tool_call_id": "t1"},
+        ],
+        "artifacts": {"b": 1, "a": 2},
+        "metadata": {},
+    }
+
+
+def test_replace_messages_keeps_artifacts_and_metadata() -> None:
+    ctx = Context(msgs("user:a"), artifacts={"k": 1}, metadata={"m": 2})
+    new = ctx.replace_messages(msgs("system:summary"))
+    assert texts(new) == ["system:summary"]
+    assert (dict(new.artifacts), dict(new.metadata)) == ({"k": 1}, {"m": 2})
+    assert texts(ctx) == ["user:a"]
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+
+def test_keep_last_keeps_system_messages_by_default() -> None:
+    ctx = Context(msgs("system:rules", "user:1", "assistant:2", "system:note", "user:3"))
+    assert texts(keep_last(2)(ctx)) == ["system:rules", "system:note", "user:3"]
+    assert texts(keep_last(2, keep_system=False)(ctx)) == ["system:note", "user:3"]
+    assert texts(keep_last(0, keep_system=False)(ctx)) == []
+    assert texts(keep_last(0)(ctx)) == ["system:rules", "system:note"]
+    assert texts(ctx) == ["system:rules", "user:1", "assistant:2", "system:note", "user:3"]
+
+
+def test_keep_last_returns_the_same_context_when_nothing_to_drop() -> None:
+    ctx = Context(msgs("user:1", "user:2"), artifacts={"a": 1})
+    assert keep_last(2)(ctx) is ctx
+    assert keep_last(5)(ctx) is ctx
+    trimmed = keep_last(1)(ctx)
+    assert dict(trimmed.artifacts) == {"a": 1}
+    assert trimmed.messages[0] is ctx.messages[1]
+
+
+def test_drop_tool_messages() -> None:
+    call = (ToolCall("t1", "search"),)
+    ctx = Context(
+        [
+            Message("user", "find it"),
+            Message("assistant", "", tool_calls=call),
+            Message("tool", "found", tool_call_id="t1"),
+            Message("assistant", "Let me check", tool_calls=call),  # has text: kept
+            Message("assistant", "here it is"),
+        ]
+    )
+    out = drop_tool_messages(ctx)
+    assert texts(out) == ["user:find it", "assistant:Let me check", "assistant:here it is"]
+    assert out.messages[1] is ctx.messages[3]
+    plain = Context(msgs("user:a", "assistant:b"))
+    assert drop_tool_messages(plain) is plain
+
+
+def test_redact_replaces_every_pattern_and_keeps_message_fields() -> None:
+    call = (ToolCall("t1", "pay"),)
+    ctx = Context(
+        [
+            Message("user", "key sk-abc123 and sk-def456", "alice"),
+            Message("assistant", "ok, card 1234", "bot", call),
+            Message("user", "nothing secret"),
+        ]
+    )
+    out = redact(r"sk-\w+", r"\d{4}", replacement="***")(ctx)
+    assert [(m.role, m.content, m.name, m.tool_calls) for m in out.messages] == [
+        ("user", "key *** and ***", "alice", ()),
+        ("assistant", "ok, card ***", "bot", call),
+        ("user", "nothing secret", None, ()),
+    ]
+    assert out.messages[2] is ctx.messages[2]  # untouched messages are shared
+    assert texts(ctx)[0] == "user:key sk-abc123 and sk-def456"
+    assert redact(r"zzz")(ctx) is ctx
+
+
+def test_filters_are_plain_sync_functions_of_a_context() -> None:
+    ctx = Context(msgs("user:a", "tool:b", "user:sk-secret1"))
+    for f in (keep_last(1), drop_tool_messages, redact(r"sk-\w+")):
+        out = f(ctx)
+        assert isinstance(out, Context)
+    assert texts(ctx) == ["user:a", "tool:b", "user:sk-secret1"]
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+message = st.builds(Message, st.sampled_from(ROLES), st.text(max_size=5))
+
+
+@given(st.lists(st.lists(message, max_size=4), max_size=8))
+def test_a_chain_of_extends_equals_the_concatenation(chunks: list[list[Message]]) -> None:
+    ctx = Context()
+    seen: list[Context] = [ctx]
+    for chunk in chunks:
+        ctx = ctx.extend(*chunk)
+        seen.append(ctx)
+    flat = [m for chunk in chunks for m in chunk]
+    assert list(ctx.messages) == flat and len(ctx) == len(flat)
+    # every intermediate context still sees exactly its own prefix
+    for i, c in enumerate(seen):
+        n = sum(len(chunk) for chunk in chunks[:i])
+        assert list(c.messages) == flat[:n]
+
+
+@given(st.lists(message, max_size=12), st.integers(min_value=0, max_value=14))
+def test_keep_last_property(messages: list[Message], n: int) -> None:
+    ctx = Context(messages)
+    out = list(keep_last(n)(ctx).messages)
+    if len(messages) <= n:
+        assert out == messages
+    else:
+        head = [m for m in messages[: len(messages) - n] if m.role == "system"]
+        assert out == head + messages[len(messages) - n :]
