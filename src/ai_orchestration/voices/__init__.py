@@ -14,9 +14,15 @@ from ai_orchestration.voices._types import (
 )
 
 __all__ = [
+    "AnthropicVoice",
     "Embedder",
     "EmbeddingVoice",
+    "GeminiVoice",
     "LlamaCppVoice",
+    "OpenAICompatOptions",
+    "OpenAICompatVoice",
+    "Price",
+    "PriceTable",
     "PromptStyle",
     "StreamingVoice",
     "ToolSpec",
@@ -26,7 +32,10 @@ __all__ = [
     "VoiceRequest",
     "VoiceResponse",
     "VoiceSettings",
+    "aclose_http_clients",
     "default_voices",
+    "register_provider",
+    "voice_from_spec",
 ]
 
 # Local-model voices import their heavy dependencies on first use; the names load lazily.
@@ -37,15 +46,33 @@ _LAZY_LOCAL = {
     "PromptStyle": "ai_orchestration.voices.local",
     "default_voices": "ai_orchestration.voices.defaults",
 }
+# Provider adapters import httpx (~100 ms); they load on first use as well.
+_LAZY_PROVIDERS = {
+    "AnthropicVoice": "ai_orchestration.voices.anthropic",
+    "GeminiVoice": "ai_orchestration.voices.gemini",
+    "OpenAICompatOptions": "ai_orchestration.voices.openai_compat",
+    "OpenAICompatVoice": "ai_orchestration.voices.openai_compat",
+    "Price": "ai_orchestration.voices.pricing",
+    "PriceTable": "ai_orchestration.voices.pricing",
+    "aclose_http_clients": "ai_orchestration.voices._http",
+    "register_provider": "ai_orchestration.voices.registry",
+    "voice_from_spec": "ai_orchestration.voices.registry",
+}
 
 if TYPE_CHECKING:
+    from ai_orchestration.voices._http import aclose_http_clients
+    from ai_orchestration.voices.anthropic import AnthropicVoice
     from ai_orchestration.voices.defaults import default_voices
     from ai_orchestration.voices.embedding import Embedder, EmbeddingVoice
+    from ai_orchestration.voices.gemini import GeminiVoice
     from ai_orchestration.voices.local import LlamaCppVoice, PromptStyle
+    from ai_orchestration.voices.openai_compat import OpenAICompatOptions, OpenAICompatVoice
+    from ai_orchestration.voices.pricing import Price, PriceTable
+    from ai_orchestration.voices.registry import register_provider, voice_from_spec
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY_LOCAL.get(name)
+    module = _LAZY_LOCAL.get(name) or _LAZY_PROVIDERS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
