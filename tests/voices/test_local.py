@@ -303,3 +303,61 @@ async def test_embedding_voice_answers_free_text_from_its_candidates() -> None:
     )
     response = await voice.respond(_ask("I forgot my password, what do I do?"))
     assert response.text == "Reset your password from the login page."
+
+
+# --- streaming, timeouts, pickling ---------------------------------------------------------
+
+
+@pytest.mark.llm
+async def test_streaming_yields_pieces_then_usage(gemma: LlamaCppVoice) -> None:
+    request = _ask("Name three colours.", settings=VoiceSettings(max_tokens=12))
+    deltas = [d async for d in gemma.stream(request)]
+    pieces, final = [d.text for d in deltas[:-1]], deltas[-1]
+    assert pieces and all(pieces)
+    assert final.text == "" and final.finish_reason in {"stop", "length"}
+    assert final.usage is not None and 0 < final.usage.output_tokens <= 12
+    whole = await gemma.respond(request)  # greedy: streaming and not streaming agree
+    assert "".join(pieces).strip() == whole.text
+
+
+@pytest.mark.llm
+async def test_streaming_choices_yields_the_scored_answer(gemma: LlamaCppVoice) -> None:
+    deltas = [d async for d in gemma.stream(_ask("What do bees make?", ("honey", "milk")))]
+    assert [d.text for d in deltas] == ["honey", ""]
+    assert deltas[-1].usage is not None and deltas[-1].usage.input_tokens > 0
+
+
+@pytest.mark.llm
+async def test_leaving_a_stream_early_stops_generation(gemma: LlamaCppVoice) -> None:
+    request = _ask("Tell a long story.", settings=VoiceSettings(max_tokens=200))
+    stream = gemma.stream(request)
+    first = await anext(stream)
+    await stream.aclose()
+    assert first.text
+    after = await gemma.respond(_ask("What is 2 + 2?", ("4", "5")))  # model still usable
+    assert after.text in {"4", "5"}
+
+
+@pytest.mark.llm
+async def test_timeout_raises_voice_timeout_and_frees_the_model(gemma: LlamaCppVoice) -> None:
+    from ai_orchestration.errors import VoiceTimeoutError
+
+    # eight option decodes take tens of milliseconds at the very least
+    options = tuple(f"option number {i}" for i in range(8))
+    slow = _ask("Pick one.", options, settings=VoiceSettings(timeout=0.001))
+    with pytest.raises(VoiceTimeoutError) as info:
+        await gemma.respond(slow)
+    assert info.value.voice == "gemma-test" and info.value.retryable
+    after = await gemma.respond(_ask("What is 2 + 2?", ("4", "5")))
+    assert after.text in {"4", "5"}
+
+
+def test_voices_pickle_as_configuration() -> None:
+    import pickle
+
+    gemma = LlamaCppVoice("g", temperature=0.5, seed=3, prompt=TRIVIA_STYLE, scoring="mean")
+    copy = pickle.loads(pickle.dumps(gemma))
+    assert (copy.name, copy.model, copy.temperature, copy.seed) == ("g", gemma.model, 0.5, 3)
+    assert copy.prompt == TRIVIA_STYLE and copy.scoring == "mean"
+    e5 = pickle.loads(pickle.dumps(EmbeddingVoice("e", temperature=0.1, candidates=("a",))))
+    assert (e5.name, e5.model, e5.temperature, e5.candidates) == ("e", "e5-small", 0.1, ("a",))

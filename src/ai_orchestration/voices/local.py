@@ -17,6 +17,7 @@ worker thread under it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import itertools
 import json
@@ -25,7 +26,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,8 +38,9 @@ from ai_orchestration.errors import (
     ConfigError,
     MalformedResponseError,
     VoiceError,
+    VoiceTimeoutError,
 )
-from ai_orchestration.voices._types import Usage, VoiceRequest, VoiceResponse
+from ai_orchestration.voices._types import Usage, VoiceDelta, VoiceRequest, VoiceResponse
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,7 +80,7 @@ class PromptStyle:
     header: str = "Answer each question with a short answer."
     examples: tuple[tuple[str, str], ...] = (
         ("What is the capital of Italy?", "Rome"),
-        ("How many legs does a spider have?", "eight"),
+        ("How many wheels does a bicycle have?", "two"),
         ("What colour is the sky on a clear day?", "blue"),
     )
     question_label: str = "Question:"
@@ -101,7 +103,7 @@ QA_STYLE = PromptStyle()
 TRIVIA_STYLE = PromptStyle(
     header="Trivia quiz. Each answer is one word or a short name.",
     examples=(
-        ("Which planet is known as the Red Planet?", "Mars"),
+        ("Which metal is liquid at room temperature?", "mercury"),
         ("What is the opposite of hot?", "cold"),
         ("Who painted the Mona Lisa?", "Leonardo da Vinci"),
         ("How many sides does a triangle have?", "three"),
@@ -361,10 +363,14 @@ def _grammar(schema_json: str) -> Any:
 def _complete(
     model: _Model, prompt: _Prompt, options: dict[str, Any], cancel: threading.Event
 ) -> dict[str, Any]:
-    """One llama.cpp completion; ``cancel`` stops generation at the next token."""
+    """One llama.cpp completion; ``cancel`` stops generation at the next token.
+
+    With ``options["emit"]`` the text streams to it piece by piece; the answer has the same
+    shape either way (usage then counts the generated text's tokens).
+    """
     from llama_cpp import StoppingCriteriaList
 
-    schema = options.pop("schema", None)
+    schema, emit = options.pop("schema", None), options.pop("emit", None)
     grammar = _grammar(json.dumps(schema, sort_keys=True)) if schema is not None else None
 
     def cancelled(_ids: Any, _logits: Any) -> bool:
@@ -372,16 +378,29 @@ def _complete(
 
     # Decode the prompt as scoring does; generate() then re-decodes only its last token.
     _sync_prefix(model, prompt, len(prompt.tokens) - 1)
+    stop = StoppingCriteriaList([cancelled])
     try:
-        out: dict[str, Any] = model.llm.create_completion(
-            prompt.tokens,
-            grammar=grammar,
-            stopping_criteria=StoppingCriteriaList([cancelled]),
-            **options,
-        )
+        if emit is None:
+            out: dict[str, Any] = model.llm.create_completion(
+                prompt.tokens, grammar=grammar, stopping_criteria=stop, **options
+            )
+            return out
+        pieces: list[str] = []
+        finish = None
+        for chunk in model.llm.create_completion(
+            prompt.tokens, grammar=grammar, stopping_criteria=stop, stream=True, **options
+        ):
+            choice = chunk["choices"][0]
+            if choice["text"]:
+                pieces.append(choice["text"])
+                emit(choice["text"])
+            finish = choice.get("finish_reason") or finish
+        text = "".join(pieces)
+        generated = len(model.llm.tokenize(text.encode(), add_bos=False)) if text else 0
+        usage = {"prompt_tokens": len(prompt.tokens), "completion_tokens": generated}
+        return {"choices": [{"text": text, "finish_reason": finish}], "usage": usage}
     finally:
         model.clean = min(model.clean, len(prompt.tokens) - 1)
-    return out
 
 
 # --- the voice ----------------------------------------------------------------------------
@@ -405,7 +424,8 @@ class LlamaCppVoice:
     by its token count (less bias towards short options). ``response_schema`` constrains the
     output with a JSON-schema grammar and fills ``parsed``. Only the last user message is
     asked; ``instructions`` replace the prompt header; ``tools`` are ignored (a base model
-    cannot call them). Usage is counted in tokens; cost is always 0.
+    cannot call them). ``settings.timeout`` bounds the call, waiting for the shared model
+    included (``VoiceTimeoutError``). Usage is counted in tokens; cost is always 0.
     """
 
     __slots__ = (
@@ -496,24 +516,66 @@ class LlamaCppVoice:
         )
 
     async def _generate(self, request: VoiceRequest, started: float) -> VoiceResponse:
+        out = await self._run(_complete, request, self._options(request))
+        return self._answer(request, out, started)
+
+    async def stream(self, request: VoiceRequest) -> AsyncIterator[VoiceDelta]:
+        """Yield the free-text answer as it is generated, then a final delta with usage.
+
+        Requests with ``choices`` or a ``response_schema`` yield the whole answer at once.
+        """
+        started = time.perf_counter()
+        if request.choices is not None or request.response_schema is not None:
+            response = await self.respond(request)
+            yield VoiceDelta(text=response.text)
+            yield VoiceDelta(finish_reason=response.finish_reason, usage=response.usage)
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def emit(piece: str) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed after the caller left
+                loop.call_soon_threadsafe(queue.put_nowait, piece)
+
+        run = asyncio.ensure_future(self._run(_complete, request, self._options(request, emit)))
+        run.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            first = True
+            while (piece := await queue.get()) is not None:
+                piece = piece.lstrip() if first else piece
+                if piece:
+                    first = False
+                    yield VoiceDelta(text=piece)
+            response = self._answer(request, await run, started)
+        finally:
+            run.cancel()  # no-op when finished; else _run tells the thread to stop
+            await asyncio.gather(run, return_exceptions=True)
+        yield VoiceDelta(finish_reason=response.finish_reason, usage=response.usage)
+
+    def _options(
+        self, request: VoiceRequest, emit: Callable[[str], None] | None = None
+    ) -> dict[str, Any]:
         s, schema = request.settings, request.response_schema
         max_tokens = s.max_tokens or self.max_tokens
-        options: dict[str, Any] = {
+        return {
             "max_tokens": max(max_tokens, _JSON_MIN_TOKENS) if schema else max_tokens,
             "temperature": self.temperature if s.temperature is None else s.temperature,
             "seed": self.seed if s.seed is None else s.seed,
             "stop": list(s.stop) if schema else ["\n", *s.stop],
             "schema": dict(schema) if schema is not None else None,
+            "emit": emit,
         }
-        out = await self._run(_complete, request, options)
+
+    def _answer(self, request: VoiceRequest, out: dict[str, Any], started: float) -> VoiceResponse:
         choice, usage = out["choices"][0], out["usage"]
         text = str(choice["text"]).strip()
-        parsed = self._parse(text, choice.get("finish_reason")) if schema is not None else None
+        finish = choice.get("finish_reason")
+        parsed = self._parse(text, finish) if request.response_schema is not None else None
         return VoiceResponse(
             text=text,
             usage=Usage(int(usage["prompt_tokens"]), int(usage["completion_tokens"]), 0.0, 1),
             model=self.model,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=finish,
             latency_s=time.perf_counter() - started,
             parsed=parsed,
             raw=out,
@@ -537,10 +599,17 @@ class LlamaCppVoice:
         def work() -> _T:
             model = _get_model(self.model_path, self.n_ctx, self.n_threads)
             with model.lock:
+                if cancel.is_set():  # the caller gave up while we waited for the lock
+                    raise asyncio.CancelledError
                 return fn(model, _tokenize_prompt(model, prefix, text), *args, cancel)
 
+        timeout = request.settings.timeout
         try:
-            return await asyncio.to_thread(work)
+            async with asyncio.timeout(timeout):
+                return await asyncio.to_thread(work)
+        except TimeoutError as exc:
+            cancel.set()
+            raise VoiceTimeoutError(f"no answer within {timeout}s", voice=self._name) from exc
         except asyncio.CancelledError:
             cancel.set()
             raise
