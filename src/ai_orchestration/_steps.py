@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ai_orchestration._runtime import _scope, call_voice
@@ -24,6 +24,7 @@ from ai_orchestration.errors import (
 from ai_orchestration.tracing import ConsensusSpanData, Span, SpanKind, SpanStatus, StepSpanData
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
 from ai_orchestration.workflow import (
+    Adaptive,
     ConsensusSpec,
     Deadline,
     FirstSuccess,
@@ -218,10 +219,9 @@ async def _ask(voice: Voice, request: VoiceRequest) -> Vote:
     return response_vote(voice.name, response)
 
 
-def _enough(join: Any, votes: list[Vote], n: int) -> bool:
-    if len(votes) == n:
+def _enough(join: Any, got: int, valid: int, n: int) -> bool:
+    if got == n:
         return True
-    valid = sum(1 for v in votes if v.ok)
     if type(join) is Quorum:
         return valid >= join.k
     if type(join) is FirstSuccess:
@@ -237,9 +237,14 @@ async def collect_votes(
     enough = asyncio.Event()
     n = len(voices)
 
+    valid = 0  # counted as votes arrive: re-counting per vote made 1,000 voices O(n²)
+
     async def ask(voice: Voice) -> None:
-        votes.append(await _ask(voice, request))
-        if _enough(join, votes, n):
+        nonlocal valid
+        vote = await _ask(voice, request)
+        votes.append(vote)
+        valid += vote.ok
+        if _enough(join, len(votes), valid, n):
             enough.set()
 
     try:
@@ -260,6 +265,56 @@ async def collect_votes(
     return votes, [v.name for v in voices if v.name not in answered]
 
 
+async def collect_adaptive(
+    voices: tuple[Voice, ...],
+    request: VoiceRequest,
+    plan: Adaptive,
+    reliability: Mapping[str, float],
+) -> tuple[list[Vote], dict[str, Any]]:
+    """Ask voices in waves until ``decide`` says more answers cannot matter."""
+    from ai_orchestration.consensus import decide, order_voices
+
+    by_name = {v.name: v for v in voices}
+    n_classes = len(request.choices) if request.choices else None
+    order = order_voices(
+        by_name,
+        cost=plan.cost,
+        reliability=reliability,
+        by="cost" if plan.order == "cost" else "value",
+        n_classes=n_classes or 2,
+    )
+    votes: list[Vote] = []
+    reason = "every voice asked"
+    while order:
+        wave, order = order[: plan.wave], order[plan.wave :]
+        more, _ = await collect_votes(tuple(by_name[n] for n in wave), request, None)
+        votes.extend(more)
+        if not order:
+            break
+        decision = decide(votes, order, reliability, target=plan.target, n_classes=n_classes)
+        if decision.stop:
+            reason = decision.reason
+            break
+    report = {
+        "asked": [v.voice for v in votes],
+        "not_asked": order,
+        "calls_saved": len(order),
+        "cost_saved": sum(plan.cost.get(n, 0.0) for n in order),
+        "stop_reason": reason,
+    }
+    return votes, report
+
+
+def _reliability_map(options: Mapping[str, Any]) -> dict[str, float]:
+    rel = options.get("reliability")
+    if rel is None:
+        return {}
+    if isinstance(rel, Mapping):
+        return dict(rel)
+    getter = getattr(rel, "reliability", None)
+    return dict(getter()) if callable(getter) else {}
+
+
 def _waits_for_all(join: Any) -> bool:
     return type(join) not in (Quorum, FirstSuccess, Deadline)
 
@@ -269,7 +324,13 @@ async def _run_consensus(step: Step, inp: Any, span: Span) -> Consensus:
 
     spec: ConsensusSpec = step.spec
     request = to_request(inp, step.name)
-    votes, not_awaited = await collect_votes(spec.voices, request, spec.join)
+    adaptive: dict[str, Any] | None = None
+    if isinstance(spec.join, Adaptive):
+        rel = _reliability_map(spec.options)
+        votes, adaptive = await collect_adaptive(spec.voices, request, spec.join, rel)
+        not_awaited = adaptive["not_asked"]
+    else:
+        votes, not_awaited = await collect_votes(spec.voices, request, spec.join)
     scope = _scope.get()
     assert scope is not None
     trace = scope[0].trace
@@ -280,6 +341,8 @@ async def _run_consensus(step: Step, inp: Any, span: Span) -> Consensus:
     except BaseException as exc:
         trace.end_span(cspan, SpanStatus.ERROR, exc)
         raise
+    if adaptive is not None:
+        result = replace(result, explanation={**result.explanation, "adaptive": adaptive})
     data.answer, data.confidence = result.answer, result.confidence
     data.explanation = {
         "weights": dict(result.weights),

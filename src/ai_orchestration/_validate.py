@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ai_orchestration.workflow import (
+    Adaptive,
     ConsensusSpec,
     Deadline,
     LoopSpec,
@@ -134,11 +135,29 @@ def _check_kind(s: Step) -> list[str]:
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 return [f"step {s.name!r}: voice names must be unique, repeated: {dupes}"]
+            return _check_votes(s, s.spec.join, len(names))
         case StepKind.ROUTE:
             if not callable(s.spec):
                 return [f"step {s.name!r}: route needs a function returning branch labels"]
         case StepKind.VOICE | StepKind.WORKFLOW | StepKind.AGENTS:
             pass
+    return []
+
+
+def _check_votes(s: Step, votes: Any, n: int) -> list[str]:
+    if isinstance(votes, Adaptive):
+        out = []
+        if not 0.5 <= votes.target < 1.0:
+            out.append(f"step {s.name!r}: Adaptive(target={votes.target}) must be in [0.5, 1)")
+        if votes.wave < 1:
+            out.append(f"step {s.name!r}: Adaptive(wave={votes.wave}) must be >= 1")
+        if votes.order not in ("cost", "value"):
+            out.append(f"step {s.name!r}: Adaptive(order={votes.order!r}) must be cost or value")
+        return out
+    if isinstance(votes, Quorum) and not 1 <= votes.k <= n:
+        return [f"step {s.name!r}: votes=Quorum(k={votes.k}) needs 1 <= k <= {n} voices"]
+    if isinstance(votes, Deadline) and votes.seconds <= 0:
+        return [f"step {s.name!r}: votes=Deadline(seconds={votes.seconds}) must be > 0"]
     return []
 
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ai_orchestration.errors import ConfigError
-from ai_orchestration.workflow import All, Deadline, FirstSuccess, JoinPolicy, Quorum
+from ai_orchestration.workflow import Adaptive, All, Deadline, FirstSuccess, JoinPolicy, Quorum
 
 __all__ = [
     "BudgetConfig",
@@ -64,8 +64,8 @@ class VoiceConfig(_Model):
         return v
 
 
-def parse_join(text: str) -> JoinPolicy:
-    """``all`` | ``first`` | ``quorum:K`` | ``deadline:SECONDS`` → a join policy."""
+def parse_join(text: str) -> JoinPolicy | Adaptive:
+    """``all`` | ``first`` | ``quorum:K`` | ``deadline:SECONDS`` | ``adaptive:TARGET``."""
     kind, _, arg = text.partition(":")
     try:
         match kind:
@@ -77,9 +77,13 @@ def parse_join(text: str) -> JoinPolicy:
                 return Quorum(int(arg))
             case "deadline":
                 return Deadline(float(arg))
+            case "adaptive":
+                return Adaptive(float(arg) if arg else 0.95)
     except ValueError:
         pass
-    raise ValueError(f"{text!r} is not one of all | first | quorum:K | deadline:SECONDS")
+    raise ValueError(
+        f"{text!r} is not one of all | first | quorum:K | deadline:SECONDS | adaptive:TARGET"
+    )
 
 
 class ConsensusConfig(_Model):

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ai_orchestration.tracing import SpanProcessor
 
 __all__ = [
+    "Adaptive",
     "All",
     "Deadline",
     "FirstSuccess",
@@ -80,6 +81,18 @@ class Deadline:
 JoinPolicy = All | FirstSuccess | Quorum | Deadline
 
 
+@dataclass(frozen=True, slots=True)
+class Adaptive:
+    """Consensus votes only: ask voices in waves of ``wave`` (cheapest or most informative
+    first, by ``order``), stop once the leader's posterior reaches ``target`` or the voices
+    not yet asked can no longer change the outcome. ``cost`` maps voice → cost per call."""
+
+    target: float = 0.95
+    wave: int = 1
+    order: str = "value"
+    cost: Mapping[str, float] = field(default_factory=dict)
+
+
 class StepKind(StrEnum):
     CALL = "call"
     VOICE = "voice"
@@ -123,7 +136,7 @@ class MapSpec:
 class ConsensusSpec:
     voices: tuple[Voice, ...]
     method: str
-    join: JoinPolicy
+    join: JoinPolicy | Adaptive
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -240,15 +253,15 @@ class WorkflowBuilder:
         voices: Sequence[Voice],
         *,
         method: str = "majority",
-        votes: JoinPolicy = All(),
+        votes: JoinPolicy | Adaptive = All(),
         after: str | Sequence[str] = _PREVIOUS,
         when: str | tuple[str, str] | None = None,
         timeout: float | None = None,
         policies: Sequence[StepPolicy] = (),
         **options: Any,
     ) -> WorkflowBuilder:
-        """Ask every voice concurrently, collect votes under the ``votes`` join policy
-        (all, quorum, deadline…), and fuse them with ``method``. Output: a ``Consensus``."""
+        """Ask the voices concurrently, collect votes under the ``votes`` policy (all, quorum,
+        deadline… or ``Adaptive`` waves), and fuse them with ``method``. Output: ``Consensus``."""
         spec = ConsensusSpec(tuple(voices), method, votes, dict(options))
         return self._add(
             name,

@@ -34,7 +34,7 @@ from ai_orchestration.config import (
 from ai_orchestration.errors import ConfigError, UserError
 from ai_orchestration.tracing import JsonlAuditProcessor, SpanProcessor
 from ai_orchestration.voices import Voice
-from ai_orchestration.workflow import Workflow, WorkflowBuilder
+from ai_orchestration.workflow import Adaptive, JoinPolicy, Workflow, WorkflowBuilder
 
 __all__ = ["load_workflow"]
 
@@ -112,6 +112,13 @@ def _voice(voices: dict[str, Voice], name: str, where: str) -> Voice:
     return voices[name]
 
 
+def _step_join(text: str, where: str) -> JoinPolicy:
+    join = parse_join(text)
+    if isinstance(join, Adaptive):
+        raise ConfigError("adaptive is a consensus 'votes' policy, not a step join", field=where)
+    return join
+
+
 def build_workflow(cfg: WorkflowConfig, base: Path | None = None) -> Workflow:
     voices = _voices(cfg)
     b = WorkflowBuilder(cfg.name, timeout=cfg.timeout)
@@ -122,10 +129,13 @@ def build_workflow(cfg: WorkflowConfig, base: Path | None = None) -> Workflow:
             common["after"] = s.after
         if s.call is not None:
             fn = _import(s.call, f"{where}.call", base)
-            b.step(s.name, fn, join=parse_join(s.join), timeout=s.timeout, **common)
+            b.step(
+                s.name, fn, join=_step_join(s.join, f"{where}.join"), timeout=s.timeout, **common
+            )
         elif s.voice is not None:
             voice = _voice(voices, s.voice, f"{where}.voice")
-            b.step(s.name, voice, join=parse_join(s.join), timeout=s.timeout, **common)
+            join = _step_join(s.join, f"{where}.join")
+            b.step(s.name, voice, join=join, timeout=s.timeout, **common)
         elif s.consensus is not None:
             members = [_voice(voices, v, f"{where}.consensus") for v in s.consensus]
             b.consensus(
