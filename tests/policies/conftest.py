@@ -38,3 +38,17 @@ InRun = Callable[..., AbstractContextManager[tuple[RunState, Span]]]
 @pytest.fixture
 def in_run() -> InRun:
     return _in_run
+
+
+def _repo_root_on_path() -> None:
+    """Let the chaos tests reuse ``benchmarks.bench_chaos`` (the repo root is not on sys.path
+    when pytest runs from its console script)."""
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in sys.path:
+        sys.path.append(root)
+
+
+_repo_root_on_path()

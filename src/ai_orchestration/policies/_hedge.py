@@ -8,8 +8,10 @@ the hedge wins, the first attempt is cancelled the way ``asyncio.timeout`` does 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from dataclasses import dataclass, field
 
+from ai_orchestration.policies._alarms import alarms
 from ai_orchestration.policies._wrap import PolicyVoice, note
 from ai_orchestration.stats import StatsRegistry, voice_stats
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
@@ -54,10 +56,12 @@ class HedgePolicy:
 
 
 class _Race:
-    __slots__ = ("error", "hedge", "main", "phase", "request", "result", "voice")
+    __slots__ = ("context", "error", "hedge", "main", "phase", "request", "result", "voice")
 
     def __init__(self, voice: Voice, request: VoiceRequest, main: asyncio.Task[object]) -> None:
         self.voice, self.request, self.main = voice, request, main
+        # The shared alarm timer runs in whichever context armed it: keep the caller's.
+        self.context = contextvars.copy_context()
         self.hedge: asyncio.Task[None] | None = None
         self.phase = "first"  # first -> hedge-won | waiting-hedge | done
         self.result: VoiceResponse | None = None
@@ -65,7 +69,8 @@ class _Race:
 
     def launch(self) -> None:
         if self.phase == "first":
-            self.hedge = asyncio.get_running_loop().create_task(self._run())
+            loop = asyncio.get_running_loop()
+            self.hedge = loop.create_task(self._run(), context=self.context)
 
     async def _run(self) -> None:
         try:
@@ -92,7 +97,8 @@ class HedgeVoice(PolicyVoice):
             return await self.inner.respond(request)
         race = _Race(self.inner, request, main)
         cancelling = main.cancelling()
-        timer = asyncio.get_running_loop().call_later(delay, race.launch)
+        reg = alarms()
+        timer = reg.add(reg.loop.time() + delay, race.launch)
         try:
             return await self._first(race, cancelling)
         finally:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_orchestration.errors import DeadlineExceededError, VoiceTimeoutError
+from ai_orchestration.policies._alarms import Expiry, alarms
 from ai_orchestration.policies._base import StepCall
 from ai_orchestration.policies._wrap import PolicyVoice, note
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
@@ -101,13 +102,25 @@ class TimeoutVoice(PolicyVoice):
         self.seconds = seconds
 
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        expiry = Expiry(task)
+        reg = alarms()
+        alarm = reg.add(reg.loop.time() + self.seconds, expiry)
+        cancelling = task.cancelling()
         try:
-            async with asyncio.timeout(self.seconds) as cm:
-                return await self.inner.respond(request)
-        except TimeoutError as exc:
-            if not cm.expired():
-                raise
-            raise VoiceTimeoutError(f"no answer within {self.seconds:g}s", voice=self.name) from exc
+            response = await self.inner.respond(request)
+        except asyncio.CancelledError:
+            if expiry.expired and task.uncancel() <= cancelling:
+                raise VoiceTimeoutError(
+                    f"no answer within {self.seconds:g}s", voice=self.name
+                ) from None
+            raise
+        finally:
+            alarm.cancel()
+        if expiry.expired:  # answered in the same loop turn the alarm fired
+            task.uncancel()
+        return response
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,5 +149,32 @@ class DeadlineVoice(PolicyVoice):
         self.seconds = seconds
 
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        async with deadline_scope(self.seconds, scope=f"voice {self.name!r}"):
-            return await self.inner.respond(request)
+        task = asyncio.current_task()
+        assert task is not None
+        reg = alarms()
+        end = reg.loop.time() + self.seconds
+        outer = _deadline.get()
+        if outer is not None and outer < end:
+            end = outer
+        expiry = Expiry(task)
+        alarm = reg.add(end, expiry)
+        token = _deadline.set(end)
+        cancelling = task.cancelling()
+        try:
+            response = await self.inner.respond(request)
+        except asyncio.CancelledError:
+            if expiry.expired and task.uncancel() <= cancelling:
+                scope = f"voice {self.name!r}"
+                note("deadline_exceeded", scope)
+                raise DeadlineExceededError(
+                    f"{scope}: deadline of {self.seconds:g}s exceeded",
+                    scope=scope,
+                    timeout=self.seconds,
+                ) from None
+            raise
+        finally:
+            alarm.cancel()
+            _deadline.reset(token)
+        if expiry.expired:
+            task.uncancel()
+        return response

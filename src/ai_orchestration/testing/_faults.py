@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from ai_orchestration.errors import ProviderUnavailableError, RateLimitedError, VoiceError
+from ai_orchestration.policies._wrap import note_append
 from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
 
 __all__ = ["GARBAGE_TEXTS", "Faults", "FaultyVoice", "Latency"]
@@ -73,8 +74,8 @@ class FaultyVoice:
     """Wrap ``inner`` and inject ``faults``, drawing from ``random.Random(seed)`` per call.
 
     ``down = True`` simulates a full outage (every call raises ``ProviderUnavailableError``).
-    ``injected`` counts what each call got: ``ok``, ``hang``, ``garbage``, ``down`` or the error
-    class name.
+    Each injected fault is listed under ``faults_injected`` on the current span; ``injected``
+    counts what each call got: ``ok``, ``hang``, ``garbage``, ``down`` or the error class name.
     """
 
     def __init__(
@@ -114,11 +115,15 @@ class FaultyVoice:
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
         if self.down:
             self.injected["down"] += 1
+            note_append("faults_injected", "down")
             raise ProviderUnavailableError("injected outage", voice=self._name, status=503)
         fault = self._draw()
         latency = self.faults.latency.sample(self._rng) if self.faults.latency else 0.0
         garbage = GARBAGE_TEXTS[self._rng.randrange(len(GARBAGE_TEXTS))]
-        self.injected[fault if isinstance(fault, str) else fault.__name__] += 1
+        kind = fault if isinstance(fault, str) else fault.__name__
+        self.injected[kind] += 1
+        if kind != "ok":
+            note_append("faults_injected", kind)  # so tests can check policies left a trace
         if latency > 0:
             await self._sleep(latency)
         if fault == "hang":
