@@ -201,37 +201,23 @@ async def aclose_http_clients() -> None:
 
 # --- errors --------------------------------------------------------------------------------
 
-_AUTH_KINDS = frozenset(
-    {
-        "authentication_error",
-        "permission_error",
-        "invalid_api_key",
-        "unauthenticated",
-        "permission_denied",
-        "api_key_invalid",
-    }
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Error "type"/"code"/"status"/"reason" words of OpenAI, Anthropic, Gemini and llama.cpp.
+_AUTH_KINDS = _words(
+    "authentication_error permission_error invalid_api_key unauthenticated permission_denied "
+    "api_key_invalid"
 )
-_RATE_KINDS = frozenset({"rate_limit_error", "rate_limit_exceeded", "resource_exhausted"})
-_BUSY_KINDS = frozenset(
-    {
-        "overloaded_error",
-        "api_error",
-        "server_error",
-        "unavailable",
-        "internal",
-        "service_unavailable",
-    }
+_RATE_KINDS = _words("rate_limit_error rate_limit_exceeded resource_exhausted")
+_BUSY_KINDS = _words(
+    "overloaded_error api_error server_error unavailable internal service_unavailable"
 )
-_BAD_KINDS = frozenset(
-    {
-        "invalid_request_error",
-        "not_found_error",
-        "request_too_large",
-        "invalid_argument",
-        "not_found",
-        "model_not_found",
-        "failed_precondition",
-    }
+_BAD_KINDS = _words(
+    "invalid_request_error not_found_error request_too_large invalid_argument not_found "
+    "model_not_found failed_precondition"
 )
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
