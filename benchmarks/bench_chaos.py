@@ -194,7 +194,7 @@ def _count_unhandled(tally: Tally) -> None:
     tally.unhandled += 1
 
 
-async def policy_overhead_us(n: int = 20_000, reps: int = 5) -> dict[str, float]:
+async def policy_overhead_us(n: int = 4_000, reps: int = 25) -> dict[str, float]:
     """Per-call cost of the full policy stack with no faults, vs the bare voice."""
     s = ChaosSettings()
     bare = SeededVoice("bare", choices=CHOICES, truth=truth)
