@@ -361,3 +361,19 @@ def test_voices_pickle_as_configuration() -> None:
     assert copy.prompt == TRIVIA_STYLE and copy.scoring == "mean"
     e5 = pickle.loads(pickle.dumps(EmbeddingVoice("e", temperature=0.1, candidates=("a",))))
     assert (e5.name, e5.model, e5.temperature, e5.candidates) == ("e", "e5-small", 0.1, ("a",))
+
+
+def test_registry_specs_build_local_voices() -> None:
+    from ai_orchestration.voices.registry import voice_from_spec
+
+    gemma = voice_from_spec("local:gemma-3-270m", prompt="trivia", temperature=0.3)
+    assert isinstance(gemma, LlamaCppVoice)
+    assert (gemma.name, gemma.model, gemma.prompt) == (
+        "local:gemma-3-270m",
+        "gemma-3-270m-q4_k_m",
+        TRIVIA_STYLE,
+    )
+    e5 = voice_from_spec("embedding:e5-small", name="e5")
+    assert isinstance(e5, EmbeddingVoice) and (e5.name, e5.model) == ("e5", "e5-small")
+    with pytest.raises(ConfigError, match="prompt: unknown prompt style 'haiku'"):
+        voice_from_spec("local:gemma", prompt="haiku")

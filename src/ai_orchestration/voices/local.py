@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GEMMA_ALIASES",
+    "PROMPT_STYLES",
     "QA_STYLE",
     "TRIVIA_STYLE",
     "LlamaCppVoice",
@@ -111,6 +112,8 @@ TRIVIA_STYLE = PromptStyle(
     question_label="Q:",
     answer_label="A:",
 )
+#: Prompt styles by name, for configuration files (``prompt: trivia``).
+PROMPT_STYLES = {"qa": QA_STYLE, "trivia": TRIVIA_STYLE}
 
 # --- model file and process-wide model cache -----------------------------------------------
 
@@ -159,17 +162,14 @@ _MAX_SNAPSHOTS = 8
 _MODELS_LOCK = threading.Lock()
 
 
-def _default_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
 def _get_model(path: str, n_ctx: int, n_threads: int | None) -> _Model:
     """The cached model for (path, n_ctx), loading it on first use."""
     key = (path, n_ctx)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            model = _MODELS[key] = _load(path, n_ctx, n_threads or _default_threads())
+            threads = n_threads or max(1, min(4, os.cpu_count() or 1))
+            model = _MODELS[key] = _load(path, n_ctx, threads)
         return model
 
 
@@ -181,7 +181,11 @@ def _load(path: str, n_ctx: int, n_threads: int) -> _Model:
             "llama-cpp-python is missing; install 'ai-orchestration[local]'", field="model_path"
         ) from exc
     if not Path(path).is_file():
-        raise ConfigError(f"no GGUF model file at {path!r}", field="model_path")
+        aliases = ", ".join(sorted(GEMMA_ALIASES))
+        raise ConfigError(
+            f"no GGUF model file at {path!r} (packaged model names: {aliases})",
+            field="model_path",
+        )
     started = time.perf_counter()
     try:
         llm = llama_cpp.Llama(
@@ -363,10 +367,8 @@ def _grammar(schema_json: str) -> Any:
 def _complete(
     model: _Model, prompt: _Prompt, options: dict[str, Any], cancel: threading.Event
 ) -> dict[str, Any]:
-    """One llama.cpp completion; ``cancel`` stops generation at the next token.
-
-    With ``options["emit"]`` the text streams to it piece by piece; the answer has the same
-    shape either way (usage then counts the generated text's tokens).
+    """One llama.cpp completion, streamed to ``options["emit"]`` when given; ``cancel`` stops
+    it at the next token. Usage counts the prompt's and the answer text's tokens.
     """
     from llama_cpp import StoppingCriteriaList
 
@@ -379,28 +381,24 @@ def _complete(
     # Decode the prompt as scoring does; generate() then re-decodes only its last token.
     _sync_prefix(model, prompt, len(prompt.tokens) - 1)
     stop = StoppingCriteriaList([cancelled])
+    pieces: list[str] = []
+    finish = None
     try:
-        if emit is None:
-            out: dict[str, Any] = model.llm.create_completion(
-                prompt.tokens, grammar=grammar, stopping_criteria=stop, **options
-            )
-            return out
-        pieces: list[str] = []
-        finish = None
         for chunk in model.llm.create_completion(
             prompt.tokens, grammar=grammar, stopping_criteria=stop, stream=True, **options
         ):
             choice = chunk["choices"][0]
             if choice["text"]:
                 pieces.append(choice["text"])
-                emit(choice["text"])
+                if emit is not None:
+                    emit(choice["text"])
             finish = choice.get("finish_reason") or finish
-        text = "".join(pieces)
-        generated = len(model.llm.tokenize(text.encode(), add_bos=False)) if text else 0
-        usage = {"prompt_tokens": len(prompt.tokens), "completion_tokens": generated}
-        return {"choices": [{"text": text, "finish_reason": finish}], "usage": usage}
     finally:
         model.clean = min(model.clean, len(prompt.tokens) - 1)
+    text = "".join(pieces)
+    generated = len(model.llm.tokenize(text.encode(), add_bos=False)) if text else 0
+    usage = {"prompt_tokens": len(prompt.tokens), "completion_tokens": generated}
+    return {"choices": [{"text": text, "finish_reason": finish}], "usage": usage}
 
 
 # --- the voice ----------------------------------------------------------------------------
@@ -417,15 +415,17 @@ class LlamaCppVoice:
     """A local GGUF model answering through few-shot completion and option scoring.
 
     ``model_path`` is a GGUF file or one of :data:`GEMMA_ALIASES` (default: the packaged
-    Gemma 3 270M). Free-text requests are answered greedily (``temperature=0``) or sampled
-    with ``seed``; ``request.settings`` override the voice's defaults per call. Requests with
-    ``choices`` get the option with the highest log-likelihood after the prompt and a softmax
-    ``distribution`` over the options; ``scoring="mean"`` divides each option's log-likelihood
-    by its token count (less bias towards short options). ``response_schema`` constrains the
-    output with a JSON-schema grammar and fills ``parsed``. Only the last user message is
-    asked; ``instructions`` replace the prompt header; ``tools`` are ignored (a base model
-    cannot call them). ``settings.timeout`` bounds the call, waiting for the shared model
-    included (``VoiceTimeoutError``). Usage is counted in tokens; cost is always 0.
+    Gemma 3 270M); ``prompt`` a :class:`PromptStyle` or a name in :data:`PROMPT_STYLES`;
+    ``n_threads`` applies when this voice is the first to load the model. Free-text requests
+    are answered greedily (``temperature=0``) or sampled with ``seed``; ``request.settings``
+    override the voice's defaults per call. Requests with ``choices`` get the option with the
+    highest log-likelihood after the prompt and a softmax ``distribution`` over the options;
+    ``scoring="mean"`` divides each option's log-likelihood by its token count (less bias
+    towards short options). ``response_schema`` constrains the output with a JSON-schema
+    grammar and fills ``parsed``. Only the last user message is asked; ``instructions``
+    replace the prompt header; ``tools`` are ignored (a base model cannot call them).
+    ``settings.timeout`` bounds the call, waiting for the shared model included
+    (``VoiceTimeoutError``). Usage is counted in tokens; cost is always 0.
     """
 
     __slots__ = (
@@ -450,9 +450,16 @@ class LlamaCppVoice:
         temperature: float = 0.0,
         seed: int | None = 0,
         max_tokens: int = 32,
-        prompt: PromptStyle = QA_STYLE,
+        prompt: PromptStyle | str = QA_STYLE,
         scoring: Scoring = "sum",
     ) -> None:
+        if isinstance(prompt, str):
+            if prompt not in PROMPT_STYLES:
+                known = ", ".join(PROMPT_STYLES)
+                raise ConfigError(
+                    f"unknown prompt style {prompt!r}; known: {known}", field="prompt"
+                )
+            prompt = PROMPT_STYLES[prompt]
         if scoring not in ("sum", "mean"):
             raise ConfigError(f"unknown scoring {scoring!r}; use 'sum' or 'mean'", field="scoring")
         if n_ctx < 64 or max_tokens < 1:
