@@ -215,5 +215,46 @@ def bench(
         raise typer.Exit(code)
 
 
+@app.command()
+@one_line_errors
+def route(
+    explain: Annotated[
+        str, typer.Option("--explain", help="Input text, JSON object or @file to route.")
+    ],
+    config: ConfigOpt = None,
+) -> None:
+    """Show which routing rule would fire for an input, and why (calls no voice)."""
+    from ai_orchestration.routing import Router
+
+    if config is None:
+        raise InputError("route needs --config FILE with a 'routing' section")
+    value = _read_input(explain)
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        import contextlib
+
+        with contextlib.suppress(orjson.JSONDecodeError):  # else: text starting with a brace
+            value = orjson.loads(value)
+    out.print(Router.from_file(config).explain(value), highlight=False)
+
+
+@app.command()
+@one_line_errors
+def stats(as_json: JsonOpt = False) -> None:
+    """Live per-voice statistics and circuit states of this process."""
+    from ai_orchestration.policies import circuits
+    from ai_orchestration.stats import voice_stats
+
+    if as_json:
+        data = {
+            "voices": {k: v.to_dict() for k, v in voice_stats.snapshot().items()},
+            "circuits": circuits.snapshot(),
+        }
+        sys.stdout.write(orjson.dumps(data).decode() + "\n")
+        return
+    out.print(voice_stats.format_table(), highlight=False)
+    for key, snap in circuits.snapshot().items():
+        out.print(f"circuit {key}: {snap['state']}", highlight=False)
+
+
 def main() -> None:
     app()
