@@ -237,10 +237,18 @@ def _parse_frame(frame: Any, *, labels: Sequence[Any], extra_labels: Iterable[An
     if failed.all():
         raise ConsensusError(f"no valid votes: all {len(frame)} votes failed")
     ok = frame[~failed]
-    dup = ok.duplicated(subset=["item", "voice"]).to_numpy()
-    if dup.any():
-        row = ok[dup].iloc[0]
-        raise InputError(f"duplicated vote: item {row['item']!r}, voice {row['voice']!r}")
+    item_codes, item_uniques = _factorize(ok["item"])
+    voice_codes, voice_uniques = _factorize(ok["voice"].astype(str))
+    pair = item_codes * len(voice_uniques) + voice_codes
+    ordered = np.sort(pair)
+    repeats = ordered[1:][ordered[1:] == ordered[:-1]]
+    if len(repeats):
+        first = int(repeats[0])
+        item, voice = (
+            item_uniques[first // len(voice_uniques)],
+            voice_uniques[first % len(voice_uniques)],
+        )
+        raise InputError(f"duplicated vote: item {item!r}, voice {voice!r}")
     conf = np.full(len(ok), np.nan)
     if "confidence" in ok.columns:
         conf = ok["confidence"].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -250,13 +258,11 @@ def _parse_frame(frame: Any, *, labels: Sequence[Any], extra_labels: Iterable[An
             raise InputError(f"vote row {n}: confidence {conf[n]!r} is not in [0, 1]")
     known = list(labels)
     known_set = set(known)
-    answers = ok["answer"].to_numpy()
-    extra = [*extra_labels, *np.unique(answers).tolist()]
-    all_labels = known + [a for a in sort_labels(extra) if a not in known_set]
+    answer_codes, answer_uniques = _factorize(ok["answer"])
+    answers = [a.item() if isinstance(a, np.generic) else a for a in answer_uniques]
+    all_labels = known + [a for a in sort_labels([*extra_labels, *answers]) if a not in known_set]
     lab_index = {a: i for i, a in enumerate(all_labels)}
-    item_codes, item_uniques = _factorize(ok["item"])
-    voice_codes, voice_uniques = _factorize(ok["voice"].astype(str))
-    label = _factorize_with(answers, lab_index)
+    label = np.asarray([lab_index[a] for a in answers], dtype=np.intp)[answer_codes]
     return VoteTable(
         items=list(item_uniques),
         voices=[str(v) for v in voice_uniques],
@@ -275,12 +281,6 @@ def _factorize(column: Any) -> tuple[IntArray, list[Any]]:
 
     codes, uniques = pd.factorize(column)
     return np.asarray(codes, dtype=np.intp), list(uniques)
-
-
-def _factorize_with(values: Any, index: Mapping[Any, int]) -> IntArray:
-    uniq, inverse = np.unique(values, return_inverse=True)
-    mapped = np.asarray([index[u] for u in uniq.tolist()], dtype=np.intp)
-    return mapped[inverse.reshape(-1)]
 
 
 def parse_gold(gold: Mapping[Any, Any] | None, table: VoteTable) -> IntArray:
