@@ -154,9 +154,7 @@ async def test_eight_concurrent_requests(voice: OpenAICompatVoice) -> None:
         )
         for i, topic in enumerate(topics)
     ]
-    started = time.perf_counter()
     responses = await asyncio.gather(*(voice.respond(r) for r in requests))
-    elapsed = time.perf_counter() - started
     assert len(responses) == 8
     assert all(r.usage.input_tokens > 0 and r.usage.output_tokens > 0 for r in responses)
-    assert elapsed < 60
+    assert all(r.finish_reason in {"stop", "length"} for r in responses)
