@@ -136,3 +136,30 @@ def test_process_from_inside_a_running_loop_uses_the_bridge(tmp_path: Path) -> N
 
     assert asyncio.run(caller()) == "x"
     system.close()
+
+
+def test_policies_config_wraps_voices(tmp_path: Path) -> None:
+    from ai_orchestration import ProviderUnavailableError
+
+    flaky = ScriptedVoice("flaky", [ProviderUnavailableError("503", voice="flaky"), "ok"])
+    system = AiOrchestration(
+        {
+            "state_dir": str(tmp_path),
+            "consensus": {"method": "majority", "embed": "none"},
+            "policies": {"voices": {"flaky": {"retry": {"max_attempts": 2, "base_delay": 0.001}}}},
+        },
+        voices=[flaky],
+    )
+    assert system.process("q").answer == "ok"
+    flaky.assert_complete()
+    system.close()
+
+
+def test_policies_naming_an_unknown_voice_fail_at_construction(tmp_path: Path) -> None:
+    from ai_orchestration import ConfigError
+
+    with pytest.raises(ConfigError, match="ghost"):
+        AiOrchestration(
+            {"state_dir": str(tmp_path), "policies": {"voices": {"ghost": {}}}},
+            voices=[fixed("a", "x")],
+        )

@@ -119,7 +119,8 @@ class AiOrchestration:
 
         self.config = load_config(config)
         self.state_dir = Path(self.config.state_dir)
-        self._voices: list[Voice] | None = list(voices) if voices is not None else None
+        self._given: list[Voice] | None = list(voices) if voices is not None else None
+        self._voices: list[Voice] | None = None
         self._workflow: Workflow | None = None
         self._store: Store | None = None
         self._tracker: Any = None
@@ -134,6 +135,8 @@ class AiOrchestration:
             *(p for p in (self.audit,) if p is not None),
             *processors,
         )
+        if self.config.policies is not None:
+            _ = self.voices  # validate policies against voice names now, before any run
 
     # --- parts, built lazily ---------------------------------------------------------------
 
@@ -144,6 +147,19 @@ class AiOrchestration:
         return self._voices
 
     def _build_voices(self) -> list[Voice]:
+        voices = self._configured_voices()
+        if self.config.policies is None:
+            return voices
+        from ai_orchestration.policies import PoliciesConfig, build_voices
+
+        names = [v.name for v in voices]
+        policies = PoliciesConfig.load(self.config.policies, voices=names)
+        wrapped = build_voices(policies, {v.name: v for v in voices})
+        return [wrapped[n] for n in names]
+
+    def _configured_voices(self) -> list[Voice]:
+        if self._given is not None:
+            return self._given
         if not self.config.voices:
             from ai_orchestration.voices.defaults import default_voices
 
