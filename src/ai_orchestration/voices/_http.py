@@ -29,6 +29,7 @@ import orjson
 from ai_orchestration.errors import (
     AuthenticationError,
     BadRequestError,
+    ConfigError,
     MalformedResponseError,
     ProviderUnavailableError,
     RateLimitedError,
@@ -482,7 +483,7 @@ class HttpSession:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
+            raise ConfigError(f"timeout must be positive, got {timeout}", field="timeout")
         self.voice, self.provider = voice, provider
         self.base_url = base_url.rstrip("/")
         self.key, self.timeout, self.transport = key, timeout, transport
