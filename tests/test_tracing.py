@@ -365,3 +365,41 @@ async def test_tracing_off_for_map_loop_and_failures() -> None:
 
 async def _sum(xs: list[int]) -> int:
     return sum(xs)
+
+
+# --- redaction fast path -------------------------------------------------------------------------
+
+TRICKY = [
+    "plain text",
+    "sk-proj-ABCDEFGHIJKLMNOP",
+    "Bearer\tabcdefghijkl",  # JSON escapes the tab: the fast check must not rely on it
+    "see https://x.test/?api_key=abcdefgh1234",
+    "AIza" + "b" * 24,
+    "ﬁ unicode ſk-ABCDEFGHIJ",
+    "\u212aey=abcdefghijk",  # Kelvin sign: Unicode case folding makes it "key="
+]
+
+
+def _full_path(record: dict[str, Any]) -> bytes:
+    from ai_orchestration.tracing._processors import _default
+    from ai_orchestration.tracing._redact import redact_secrets
+
+    raw = orjson.dumps(record, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(redact_secrets(orjson.loads(raw))) + b"\n"
+
+
+def test_serialise_span_fast_path_matches_full_redaction() -> None:
+    from ai_orchestration.tracing import StepSpanData, serialise_span
+
+    for text in TRICKY:
+        for value in (text, {"Authorization": text}, {"API_KEY": 1}, {"headers": [text]}):
+            span = Span("run", SpanKind.STEP, "s", StepSpanData("call", value, text), 1)
+            assert serialise_span(span) == _full_path(span.to_dict()), (text, value)
+
+
+def test_every_secret_key_is_caught_by_the_fast_check() -> None:
+    from ai_orchestration.tracing._redact import SECRET_KEYS, may_hold_secrets
+
+    for key in SECRET_KEYS:
+        assert may_hold_secrets(orjson.dumps({key.upper(): "v"}))
+    assert not may_hold_secrets(b'{"name":"step","status":"ok","output":42}')

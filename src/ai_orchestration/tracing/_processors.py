@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from ai_orchestration.tracing._redact import redact_secrets
+from ai_orchestration.tracing._redact import may_hold_secrets, redact_secrets
 from ai_orchestration.tracing._spans import Span
 from ai_orchestration.tracing._trace import Trace
 
@@ -42,9 +42,11 @@ def serialise_span(span: Span, *, redact_io: bool = False) -> bytes:
         for key in ("input", "output", "prompt", "delta"):
             if key in data and data[key] is not None:
                 data[key] = "[REDACTED]"
-    # Round-trip through orjson first so every value is plain JSON before redaction.
-    plain = orjson.loads(orjson.dumps(record, default=_default, option=orjson.OPT_NON_STR_KEYS))
-    return orjson.dumps(redact_secrets(plain)) + b"\n"
+    raw = orjson.dumps(record, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    if not may_hold_secrets(raw):  # the common case: nothing to redact, one dumps only
+        return raw + b"\n"
+    # Round-trip through orjson so every value is plain JSON before redaction.
+    return orjson.dumps(redact_secrets(orjson.loads(raw))) + b"\n"
 
 
 class InMemorySpanProcessor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["SECRET_KEYS", "redact_secrets", "redact_text"]
+__all__ = ["SECRET_KEYS", "may_hold_secrets", "redact_secrets", "redact_text"]
 
 # Keys whose values are always secret, whatever they contain.
 SECRET_KEYS = frozenset(
@@ -30,6 +30,19 @@ _SECRET_PATTERNS = re.compile(
     r"|(?i:(?:api[_-]?key|key|token)=)[A-Za-z0-9._\-]{8,})"  # key=... in URLs
 )
 REDACTED = "[REDACTED]"
+# Literals at least one of which occurs in anything the two rules above can change: every
+# secret pattern starts with one, and every secret key contains one. ASCII JSON containing none
+# of them has nothing to redact. (Non-ASCII text always takes the full path: Unicode case
+# folding can turn e.g. a Kelvin sign into "k".)
+_NEEDLES = (b"sk-", b"aiza", b"bearer", b"key", b"token", b"authorization", b"password", b"secret")
+
+
+def may_hold_secrets(json_text: bytes) -> bool:
+    """False only if serialised JSON certainly holds nothing ``redact_secrets`` would change."""
+    if not json_text.isascii():
+        return True
+    low = json_text.lower()
+    return any(needle in low for needle in _NEEDLES)
 
 
 def redact_text(text: str, extra: tuple[str, ...] = ()) -> str:
