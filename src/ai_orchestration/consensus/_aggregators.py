@@ -229,7 +229,7 @@ class LogPool(_Reliable):
             grad = np.concatenate([gw, g.sum(0)]) + self.l2 * (theta - start)
             m = 0.9 * m + 0.1 * grad
             v = 0.999 * v + 0.001 * grad**2
-            theta -= 0.05 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-6)
+            theta -= 0.05 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-3)
             theta[:nv] = np.maximum(theta[:nv], 0.0)
         return theta[:nv], theta[nv:]
 
