@@ -11,11 +11,13 @@ Heavy parts (numpy consensus math, HTTP adapters, local models) load on first us
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ai_orchestration._engine import RunResult
+from ai_orchestration._lazy import lazy_exports
 from ai_orchestration._runtime import Budget, call_voice
 from ai_orchestration.agents import Agent, Handoff, Team, TeamResult
+from ai_orchestration.consensus import Consensus, Vote
 from ai_orchestration.context import (
     Context,
     Message,
@@ -72,26 +74,12 @@ from ai_orchestration.workflow import (
 )
 
 if TYPE_CHECKING:
-    from ai_orchestration.consensus import Consensus, Vote, fuse
+    from ai_orchestration.consensus import fuse
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "Consensus": "ai_orchestration.consensus",
-    "Vote": "ai_orchestration.consensus",
-    "fuse": "ai_orchestration.consensus",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ai_orchestration' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+# ``fuse`` pulls in numpy: it loads on first use.
+__getattr__ = lazy_exports(__name__, {"fuse": "ai_orchestration.consensus._fuse"})
 
 
 __all__ = [

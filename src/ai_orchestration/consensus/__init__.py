@@ -9,9 +9,9 @@ Per request: :func:`fuse`. In batch (crowd-kit-like ``fit``/``predict``/``predic
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ai_orchestration._lazy import lazy_exports
 from ai_orchestration.consensus._types import Consensus, Vote
 
 if TYPE_CHECKING:
@@ -62,13 +62,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ai_orchestration.consensus' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

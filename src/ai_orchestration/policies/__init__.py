@@ -15,9 +15,10 @@ Wrap a voice with ``with_policies`` (first policy = outermost)::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ai_orchestration.policies._base import StepCall, StepPolicy, apply_step_policies
+from ai_orchestration._lazy import lazy_exports
+from ai_orchestration._policy import StepCall, StepPolicy, apply_step_policies
 from ai_orchestration.policies._circuit import (
     CircuitBreaker,
     CircuitPolicy,
@@ -97,12 +98,7 @@ __all__ = [
     "with_policies",
 ]
 
-_LAZY = {"PoliciesConfig", "build_voices"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from ai_orchestration.policies import _config
-
-        return getattr(_config, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    dict.fromkeys(("PoliciesConfig", "build_voices"), "ai_orchestration.policies._config"),
+)

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ai_orchestration._policy import StepCall
 from ai_orchestration.errors import (
     AiOrchestrationError,
     BadRequestError,
     CircuitOpenError,
     VoiceError,
 )
-from ai_orchestration.policies._base import StepCall
 from ai_orchestration.policies._clock import Clock, system_clock
 from ai_orchestration.policies._wrap import PolicyVoice, note, note_append
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse

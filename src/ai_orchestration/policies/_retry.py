@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ai_orchestration._policy import StepCall
 from ai_orchestration.errors import RateLimitedError, StepError, VoiceError
-from ai_orchestration.policies._base import StepCall
 from ai_orchestration.policies._clock import Clock, system_clock
 from ai_orchestration.policies._timeout import remaining_time
 from ai_orchestration.policies._wrap import PolicyVoice, note, note_append

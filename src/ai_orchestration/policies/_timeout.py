@@ -14,9 +14,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from ai_orchestration._policy import StepCall
 from ai_orchestration.errors import DeadlineExceededError, VoiceTimeoutError
 from ai_orchestration.policies._alarms import Expiry, alarms
-from ai_orchestration.policies._base import StepCall
 from ai_orchestration.policies._wrap import PolicyVoice, note
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
 

@@ -1,7 +1,8 @@
 """Voices: the one-method plug point and its request/response types."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ai_orchestration._lazy import lazy_exports
 from ai_orchestration.voices._types import (
     StreamingVoice,
     ToolSpec,
@@ -71,12 +72,4 @@ if TYPE_CHECKING:
     from ai_orchestration.voices.registry import register_provider, voice_from_spec
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY_LOCAL.get(name) or _LAZY_PROVIDERS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, {**_LAZY_LOCAL, **_LAZY_PROVIDERS})
