@@ -129,7 +129,6 @@ class _Execution:
 
     def _spawn(self, name: str, inp: Any) -> None:
         assert self.tg is not None
-        self._arm_deadlines(name)
         self.tasks[name] = self.tg.create_task(self._drive(name, inp))
 
     def _arm_deadlines(self, name: str) -> None:
@@ -146,6 +145,7 @@ class _Execution:
         while name is not None:
             assert task is not None
             self.tasks[name] = task
+            self._arm_deadlines(name)
             step = self.wf.by_name[name]
             try:
                 value = await self._run_step(step, inp)
@@ -158,8 +158,6 @@ class _Execution:
                 continue
             self.tasks.pop(name, None)
             name, inp = self._on_ok(name, value)
-            if name is not None:
-                self._arm_deadlines(name)
 
     async def _run_step(self, step: Step, inp: Any) -> Any:
         trace, state = self.trace, self.state

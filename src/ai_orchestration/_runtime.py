@@ -99,6 +99,10 @@ def run_scope(state: RunState, span: Span) -> Iterator[None]:
         _scope.reset(token)
 
 
+def _unexpected(voice: str, exc: Exception) -> VoiceError:
+    return VoiceError(f"{type(exc).__name__}: {exc}", voice=voice)
+
+
 async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
     """Call ``voice`` inside the current run: opens its span, enforces the budget, records
     usage and maps unexpected exceptions to ``VoiceError``. Outside a run it just maps errors.
@@ -108,10 +112,10 @@ async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
     if scope is None:
         try:
             return await voice.respond(request)
-        except (AiOrchestrationError, asyncio.CancelledError):
-            raise
         except Exception as exc:
-            raise VoiceError(f"{type(exc).__name__}: {exc}", voice=name) from exc
+            if isinstance(exc, AiOrchestrationError):
+                raise
+            raise _unexpected(name, exc) from exc
     state, parent = scope
     state.check_budget(before_call=True)
     trace = state.trace
@@ -124,17 +128,14 @@ async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
     except asyncio.CancelledError as exc:
         trace.end_span(span, SpanStatus.CANCELLED, exc)
         raise
-    except AiOrchestrationError as exc:
-        state.record(name, Usage(calls=1))
-        record_call(name, time.perf_counter() - started, False)
-        trace.end_span(span, SpanStatus.ERROR, exc)
-        raise
     except Exception as exc:
         state.record(name, Usage(calls=1))
         record_call(name, time.perf_counter() - started, False)
-        mapped = VoiceError(f"{type(exc).__name__}: {exc}", voice=name)
-        trace.end_span(span, SpanStatus.ERROR, mapped)
-        raise mapped from exc
+        err = exc if isinstance(exc, AiOrchestrationError) else _unexpected(name, exc)
+        trace.end_span(span, SpanStatus.ERROR, err)
+        if err is exc:
+            raise
+        raise err from exc
     finally:
         _scope.reset(token)
     usage = response.usage

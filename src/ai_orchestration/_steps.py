@@ -25,6 +25,7 @@ from ai_orchestration.tracing import ConsensusSpanData, Span, SpanKind, SpanStat
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
 from ai_orchestration.workflow import (
     Adaptive,
+    All,
     ConsensusSpec,
     Deadline,
     FirstSuccess,
@@ -84,7 +85,7 @@ async def run_step_body(ex: _Execution, step: Step, inp: Any, span: Span) -> Any
         case StepKind.VOICE:
             return await call_voice(step.spec, to_request(inp, step.name))
         case StepKind.CONSENSUS:
-            return await _run_consensus(step, inp, span)
+            return await _run_consensus(ex, step, inp, span)
         case StepKind.ROUTE:
             return _run_route(step, inp)
         case StepKind.MAP:
@@ -287,7 +288,7 @@ async def collect_adaptive(
     reason = "every voice asked"
     while order:
         wave, order = order[: plan.wave], order[plan.wave :]
-        more, _ = await collect_votes(tuple(by_name[n] for n in wave), request, None)
+        more, _ = await collect_votes(tuple(by_name[n] for n in wave), request, All())
         votes.extend(more)
         if not order:
             break
@@ -305,35 +306,25 @@ async def collect_adaptive(
     return votes, report
 
 
-def _reliability_map(options: Mapping[str, Any]) -> dict[str, float]:
-    rel = options.get("reliability")
-    if rel is None:
-        return {}
-    if isinstance(rel, Mapping):
-        return dict(rel)
-    getter = getattr(rel, "reliability", None)
-    return dict(getter()) if callable(getter) else {}
-
-
 def _waits_for_all(join: Any) -> bool:
     return type(join) not in (Quorum, FirstSuccess, Deadline)
 
 
-async def _run_consensus(step: Step, inp: Any, span: Span) -> Consensus:
+async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Consensus:
     from ai_orchestration.consensus import fuse
 
     spec: ConsensusSpec = step.spec
     request = to_request(inp, step.name)
     adaptive: dict[str, Any] | None = None
     if isinstance(spec.join, Adaptive):
-        rel = _reliability_map(spec.options)
+        from ai_orchestration.consensus._fuse import reliability_map
+
+        rel = reliability_map(spec.options.get("reliability"))
         votes, adaptive = await collect_adaptive(spec.voices, request, spec.join, rel)
         not_awaited = adaptive["not_asked"]
     else:
         votes, not_awaited = await collect_votes(spec.voices, request, spec.join)
-    scope = _scope.get()
-    assert scope is not None
-    trace = scope[0].trace
+    trace = ex.trace
     data = ConsensusSpanData(method=spec.method, votes=[v.to_dict() for v in votes])
     cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, span)
     try:

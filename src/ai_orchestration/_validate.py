@@ -86,21 +86,20 @@ def _find_cycles(steps: Sequence[Step], by_name: Mapping[str, Step]) -> list[str
     return problems
 
 
-def _check_join(s: Step) -> list[str]:
-    n = len(s.after)
-    j = s.join
-    if isinstance(j, Quorum) and not 1 <= j.k <= max(n, 1):
-        return [f"step {s.name!r}: Quorum(k={j.k}) needs 1 <= k <= {n} dependencies"]
-    if isinstance(j, Deadline):
-        out = []
-        if j.seconds <= 0:
-            out.append(f"step {s.name!r}: Deadline(seconds={j.seconds}) must be > 0")
-        if not 0 <= j.min_results <= max(n, 1):
-            out.append(
-                f"step {s.name!r}: Deadline(min_results={j.min_results}) must be within 0..{n}"
-            )
-        return out
-    return []
+def _join_problems(step: str, join: Any, n: int, of: str, label: str = "") -> list[str]:
+    """Quorum/Deadline parameters that ``n`` inputs (dependencies or voices) cannot meet."""
+    if isinstance(join, Quorum) and not 1 <= join.k <= max(n, 1):
+        return [f"step {step!r}: {label}Quorum(k={join.k}) needs 1 <= k <= {n} {of}"]
+    if not isinstance(join, Deadline):
+        return []
+    out = []
+    if join.seconds <= 0:
+        out.append(f"step {step!r}: {label}Deadline(seconds={join.seconds}) must be > 0")
+    if not 0 <= join.min_results <= max(n, 1):
+        out.append(
+            f"step {step!r}: {label}Deadline(min_results={join.min_results}) must be within 0..{n}"
+        )
+    return out
 
 
 def _check_kind(s: Step) -> list[str]:
@@ -145,20 +144,16 @@ def _check_kind(s: Step) -> list[str]:
 
 
 def _check_votes(s: Step, votes: Any, n: int) -> list[str]:
-    if isinstance(votes, Adaptive):
-        out = []
-        if not 0.5 <= votes.target < 1.0:
-            out.append(f"step {s.name!r}: Adaptive(target={votes.target}) must be in [0.5, 1)")
-        if votes.wave < 1:
-            out.append(f"step {s.name!r}: Adaptive(wave={votes.wave}) must be >= 1")
-        if votes.order not in ("cost", "value"):
-            out.append(f"step {s.name!r}: Adaptive(order={votes.order!r}) must be cost or value")
-        return out
-    if isinstance(votes, Quorum) and not 1 <= votes.k <= n:
-        return [f"step {s.name!r}: votes=Quorum(k={votes.k}) needs 1 <= k <= {n} voices"]
-    if isinstance(votes, Deadline) and votes.seconds <= 0:
-        return [f"step {s.name!r}: votes=Deadline(seconds={votes.seconds}) must be > 0"]
-    return []
+    if not isinstance(votes, Adaptive):
+        return _join_problems(s.name, votes, n, "voices", "votes=")
+    out = []
+    if not 0.5 <= votes.target < 1.0:
+        out.append(f"step {s.name!r}: Adaptive(target={votes.target}) must be in [0.5, 1)")
+    if votes.wave < 1:
+        out.append(f"step {s.name!r}: Adaptive(wave={votes.wave}) must be >= 1")
+    if votes.order not in ("cost", "value"):
+        out.append(f"step {s.name!r}: Adaptive(order={votes.order!r}) must be cost or value")
+    return out
 
 
 def _check_types(s: Step, by_name: Mapping[str, Step]) -> list[str]:
@@ -187,7 +182,7 @@ def validate(
     problems = _check_graph(steps, by_name)
     problems += _find_cycles(steps, by_name)
     for s in steps:
-        problems += _check_join(s)
+        problems += _join_problems(s.name, s.join, len(s.after), "dependencies")
         problems += _check_kind(s)
         problems += _check_types(s, by_name)
         if s.timeout is not None and s.timeout <= 0:

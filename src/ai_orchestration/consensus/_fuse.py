@@ -73,19 +73,23 @@ def _check(votes: Iterable[Vote]) -> tuple[tuple[Vote, ...], list[Vote]]:
     return all_votes, valid
 
 
+def reliability_map(reliability: Reliability) -> Mapping[str, float]:
+    """Voice → accuracy from a mapping, a ``ReliabilityTracker`` or a fitted aggregator."""
+    if isinstance(reliability, Aggregator):
+        return reliability.reliability_
+    if isinstance(reliability, ReliabilityTracker):
+        return reliability.reliability()
+    return reliability or {}
+
+
 def _resolve(method: str, reliability: Reliability) -> tuple[Aggregator, str]:
     """The aggregator to use and how its priors were obtained."""
     if method not in METHODS:
         raise InputError(f"unknown consensus method {method!r}; known: {', '.join(METHODS)}")
     cls = METHODS[method]
-    if isinstance(reliability, Aggregator):
-        if isinstance(reliability, cls) and reliability.fitted_:
-            return reliability, "learned (fitted aggregator)"
-        mapping: Mapping[str, float] = reliability.reliability_
-    elif isinstance(reliability, ReliabilityTracker):
-        mapping = reliability.reliability()
-    else:
-        mapping = reliability or {}
+    if isinstance(reliability, cls) and reliability.fitted_:
+        return reliability, "learned (fitted aggregator)"
+    mapping = reliability_map(reliability)
     if cls is MajorityVote:
         return MajorityVote(calibrate=False), "none (every vote counts 1)"
     agg = cls.from_reliability(check_reliability(mapping))  # type: ignore[attr-defined]
