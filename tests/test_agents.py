@@ -21,7 +21,7 @@ from ai_orchestration.errors import JoinError, LoopLimitError, StepError, VoiceE
 from ai_orchestration.testing import FunctionVoice, ScriptedVoice
 from ai_orchestration.tracing import InMemorySpanProcessor, SpanKind, SpanStatus
 from ai_orchestration.voices import VoiceRequest, VoiceResponse
-from ai_orchestration.workflow import All, FirstSuccess, Quorum, WorkflowBuilder
+from ai_orchestration.workflow import All, Deadline, FirstSuccess, Quorum, WorkflowBuilder
 
 
 def transfer(*targets: str, text: str = "") -> VoiceResponse:
@@ -291,6 +291,35 @@ async def test_parallel_handoff_quorum_merges_k_branches() -> None:
     result = await team.run("q")
     assert [m.content for m in result.context.messages][2:] == ["from b", "from d", "final answer"]
     assert stuck.finally_ran
+
+
+async def test_parallel_handoff_deadline_takes_the_branches_done_in_time() -> None:
+    stuck = Stuck()
+
+    async def later(request: VoiceRequest) -> str:
+        await asyncio.sleep(0.01)
+        return "from c"
+
+    team, _ = fan_team(
+        Deadline(0.3, min_results=1),
+        b=FunctionVoice("vb", lambda r: "from b"),
+        c=FunctionVoice("vc", later),
+        slow=FunctionVoice("vslow", stuck),
+    )
+    result = await team.run("q")
+    # not just the first branch: everything that arrived before the deadline is merged
+    assert [m.content for m in result.context.messages][2:] == ["from b", "from c", "final answer"]
+    assert stuck.finally_ran
+
+
+async def test_parallel_handoff_deadline_below_min_results_is_a_join_error() -> None:
+    team, _ = fan_team(
+        Deadline(0.02, min_results=2),
+        b=FunctionVoice("vb", lambda r: "from b"),
+        slow=FunctionVoice("vslow", Stuck()),
+    )
+    with pytest.raises(JoinError, match="got 1 of 2 branches"):
+        await team.run("q")
 
 
 async def test_parallel_handoff_join_failure_is_a_join_error() -> None:

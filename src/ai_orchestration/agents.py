@@ -28,7 +28,7 @@ from ai_orchestration.context import Context, ContextFilter, Message
 from ai_orchestration.errors import JoinError, LoopLimitError, StepError, WorkflowError
 from ai_orchestration.tracing import HandoffSpanData, SpanKind
 from ai_orchestration.voices import ToolSpec, Voice, VoiceRequest, VoiceResponse
-from ai_orchestration.workflow import All, FirstSuccess, JoinPolicy, Quorum, Step, StepKind
+from ai_orchestration.workflow import All, Deadline, JoinPolicy, Quorum, Step, StepKind
 
 __all__ = ["Agent", "Handoff", "Team", "TeamResult", "summarise"]
 
@@ -60,17 +60,17 @@ class Agent:
     choose: Chooser | None = None
     join: JoinPolicy = All()  # noqa: RUF009 - frozen, shared safely
 
-    def handoff_for(self, target: str) -> Handoff | None:
-        for h in self.handoffs:
-            h = Handoff(h) if isinstance(h, str) else h
-            if h.target == target:
-                return h
-        return None
+    @cached_property
+    def routes(self) -> dict[str, Handoff]:
+        """Permitted handoffs by target name (plain names become filterless handoffs)."""
+        normalised = (Handoff(h) if isinstance(h, str) else h for h in self.handoffs)
+        return {h.target: h for h in normalised}
 
     @cached_property
     def tools(self) -> tuple[ToolSpec, ...]:
-        names = [h if isinstance(h, str) else h.target for h in self.handoffs]
-        return tuple(ToolSpec(TRANSFER_PREFIX + n, f"Hand the conversation to {n}.") for n in names)
+        return tuple(
+            ToolSpec(TRANSFER_PREFIX + n, f"Hand the conversation to {n}.") for n in self.routes
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +106,7 @@ class Team:
         if self.start not in by_name:
             problems.append(f"start agent {self.start!r} is not in the team")
         for a in self.agents:
-            for h in a.handoffs:
-                target = h if isinstance(h, str) else h.target
+            for target in a.routes:
                 if target not in by_name:
                     problems.append(f"agent {a.name!r} hands off to unknown agent {target!r}")
         if self.max_hops < 0:
@@ -170,10 +169,10 @@ class Team:
                 if c.name.startswith(TRANSFER_PREFIX)
             ]
         for t in targets:
-            if agent.handoff_for(t) is None:
+            if t not in agent.routes:
                 raise StepError(
                     f"agent {agent.name!r} tried to hand off to {t!r}, which is not one of its "
-                    f"handoffs {[h if isinstance(h, str) else h.target for h in agent.handoffs]}",
+                    f"handoffs {list(agent.routes)}",
                     step=agent.name,
                 )
         return ctx, targets
@@ -193,10 +192,8 @@ class Team:
         out: list[Context] = []
         names: list[str] = []
         for t in targets:
-            h = agent.handoff_for(t)
-            assert h is not None
             filtered = ctx
-            for f in h.filters:
+            for f in agent.routes[t].filters:
                 result: Any = f(filtered)
                 filtered = await result if inspect.isawaitable(result) else result
                 names.append(getattr(f, "__name__", type(f).__name__))
@@ -225,31 +222,31 @@ class Team:
     ) -> Context:
         """Run branches concurrently, join them, merge their new messages into ``base``."""
         join = agent.join
-        need = (
-            len(targets)
-            if isinstance(join, All)
-            else 1
-            if isinstance(join, FirstSuccess)
-            else (join.k if isinstance(join, Quorum) else 1)
-        )
+        need = _needed(join, len(targets))
         done: dict[int, Context] = {}
         errors: list[BaseException] = []
         enough = asyncio.Event()
+
+        def settled() -> bool:
+            if isinstance(join, Deadline):  # wait for the deadline unless everything arrived
+                return len(done) + len(errors) == len(targets)
+            return len(done) >= need or len(targets) - len(errors) < need
 
         async def branch(i: int) -> None:
             try:
                 done[i] = (await self._run_from(targets[i], branches[i], hops))[0]
             except Exception as exc:
                 errors.append(exc)
-                if isinstance(join, All) or len(targets) - len(errors) < need:
-                    enough.set()
-                return
-            if len(done) >= need:
+            if settled():
                 enough.set()
 
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(branch(i)) for i in range(len(targets))]
-            await enough.wait()
+            try:
+                async with asyncio.timeout(join.seconds if isinstance(join, Deadline) else None):
+                    await enough.wait()
+            except TimeoutError:
+                pass  # Deadline: take the branches that finished in time
             for t in tasks:
                 t.cancel()
         if len(done) < need:
@@ -262,6 +259,19 @@ class Team:
         for i in sorted(done):
             merged = merged.extend(*done[i].messages[len(branches[i]) :])
         return merged
+
+
+def _needed(join: JoinPolicy, n: int) -> int:
+    """How many of ``n`` parallel branches ``join`` needs."""
+    match join:
+        case All():
+            return n
+        case Quorum(k=k):
+            return k
+        case Deadline(min_results=m):
+            return m
+        case _:  # FirstSuccess
+            return 1
 
 
 def summarise(voice: Voice, *, keep_last: int = 4, instructions: str | None = None) -> Any:
