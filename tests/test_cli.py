@@ -53,6 +53,20 @@ def test_process_table_output(fake_system: None) -> None:
     assert "Paris" in result.stdout and "run id" in result.stdout
 
 
+def test_table_output_shows_answers_that_look_like_markup(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def build(config: Any) -> AiOrchestration:
+        cfg = {"state_dir": str(tmp_path), "consensus": {"method": "majority", "embed": "none"}}
+        return AiOrchestration(cfg, voices=[FunctionVoice(n, lambda r: "[b]") for n in "xy"])
+
+    monkeypatch.setattr(cli, "_system", build)
+    result = runner.invoke(cli.app, ["process", "which option?"])
+    assert result.exit_code == 0
+    assert "answer      [b]" in result.stdout
+    assert result.stdout.count("[b]") == 3  # the answer and both votes
+
+
 def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("consensus:\n  method: psychic\n")

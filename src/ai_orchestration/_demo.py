@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import orjson
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["DEMO_QUESTIONS", "run_demo"]
+__all__ = ["DEMO_QUESTIONS", "answer_text", "run_demo", "votes_table"]
 
 DEMO_QUESTIONS: tuple[dict[str, Any], ...] = (
     {"prompt": "What is the capital of France?", "choices": ["Paris", "Lyon", "Berlin", "Madrid"]},
@@ -25,6 +26,22 @@ DEMO_QUESTIONS: tuple[dict[str, Any], ...] = (
 )
 
 
+def answer_text(result: Any) -> str:
+    """The answer as shown to a person (markup-safe)."""
+    return "no consensus (abstained)" if result.abstained else escape(str(result.answer))
+
+
+def votes_table(result: Any) -> Table:
+    """Who voted what, with which weight and latency (failed voices shown as such)."""
+    table = Table("voice", "vote", "weight", "ms", show_edge=False, pad_edge=False)
+    weights = result.consensus.weights
+    for v in result.votes:
+        vote = escape(str(v.answer)) if v.ok else f"[red]no vote[/] {escape(str(v.error))}"
+        ms = f"{v.latency_s * 1000:.0f}" if v.ok else "-"
+        table.add_row(v.voice, vote, f"{weights.get(v.voice, 0.0):.3f}", ms)
+    return table
+
+
 def run_demo(system: Any, *, out: Console, err: Console, as_json: bool = False) -> None:
     """Answer ``DEMO_QUESTIONS`` with ``system``; print answer, confidence, votes, trace."""
     results = []
@@ -34,25 +51,18 @@ def run_demo(system: Any, *, out: Console, err: Console, as_json: bool = False) 
         out.print(f"[bold]voices[/]: {names}  ·  [bold]method[/]: {system.config.consensus.method}")
     for q in DEMO_QUESTIONS:
         label = q["prompt"] + (f"  [{' / '.join(q['choices'])}]" if "choices" in q else "")
-        if as_json:
+        status = nullcontext() if as_json else err.status(f"asking the voices: {q['prompt']}")
+        with status:
             result = system.process(q)
-        else:
-            with err.status(f"asking the voices: {q['prompt']}"):
-                result = system.process(q)
         results.append(result)
         if as_json:
             continue
-        answer = "no consensus (abstained)" if result.abstained else result.answer
         out.print(f"\n[bold cyan]Q[/] {escape(label)}", highlight=False)
         out.print(
-            f"[bold]A[/] {answer}   [dim]confidence {result.confidence:.3f}[/]", highlight=False
+            f"[bold]A[/] {answer_text(result)}   [dim]confidence {result.confidence:.3f}[/]",
+            highlight=False,
         )
-        table = Table("voice", "vote", "weight", "ms", show_edge=False, pad_edge=False)
-        for v in result.votes:
-            vote = escape(str(v.answer)) if v.ok else f"[red]no vote[/] {escape(str(v.error))}"
-            weight = result.consensus.weights.get(v.voice, 0.0)
-            table.add_row(v.voice, vote, f"{weight:.3f}", f"{v.latency_s * 1000:.0f}")
-        out.print(table)
+        out.print(votes_table(result))
         out.print(
             f"[dim]run {result.run_id} · trace {result.trace_path}[/]",
             highlight=False,

@@ -17,7 +17,6 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ai_orchestration.errors import AiOrchestrationError, InputError, UserError
 
@@ -82,15 +81,11 @@ def _print_result(result: Any, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(orjson.dumps(result.to_dict(), default=str).decode() + "\n")
         return
-    answer = "no consensus (abstained)" if result.abstained else result.answer
-    out.print(f"[bold]answer[/]      {answer}", highlight=False)
+    from ai_orchestration._demo import answer_text, votes_table
+
+    out.print(f"[bold]answer[/]      {answer_text(result)}", highlight=False)
     out.print(f"[bold]confidence[/]  {result.confidence:.3f}")
-    table = Table("voice", "answer", "weight", show_edge=False, pad_edge=False)
-    weights = result.consensus.weights
-    for v in result.votes:
-        shown = str(v.answer) if v.ok else f"[red]failed:[/] {v.error}"
-        table.add_row(v.voice, shown, f"{weights.get(v.voice, 0.0):.3f}")
-    out.print(table)
+    out.print(votes_table(result))
     out.print(f"[bold]run id[/]      {result.run_id}")
     if result.trace_path:
         out.print(f"[bold]trace[/]       {result.trace_path}")
