@@ -101,17 +101,15 @@ def _rows(
 ) -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
     """Batch rows for one item, the cluster label of each vote and each cluster's answer."""
     reps, labels = [], []
+    keys = [normalise(v.answer) for v in valid]
+    spelling = [(keys[i], repr(v.answer)) for i, v in enumerate(valid)]
     for g in groups:
-        counts = Counter(normalise(valid[i].answer) + "\x00" + repr(valid[i].answer) for i in g)
-        best = max(
-            g, key=lambda i: counts[normalise(valid[i].answer) + "\x00" + repr(valid[i].answer)]
-        )
+        counts = Counter(spelling[i] for i in g)
+        best = max(g, key=lambda i: counts[spelling[i]])
         reps.append(valid[best].answer)
-        labels.append(
-            valid[best].answer if _hashable(valid[best].answer) else normalise(valid[best].answer)
-        )
+        labels.append(valid[best].answer if _hashable(valid[best].answer) else keys[best])
     label_of = {i: labels[n] for n, g in enumerate(groups) for i in g}
-    by_key = {normalise(valid[g[0]].answer): labels[n] for n, g in enumerate(groups)}
+    by_key = {keys[g[0]]: labels[n] for n, g in enumerate(groups)}
     rows = []
     for i, v in enumerate(valid):
         row: dict[str, Any] = {"item": 0, "voice": v.voice, "answer": label_of[i]}
@@ -139,13 +137,15 @@ def _hashable(x: Any) -> bool:
 
 
 def _table(agg: Aggregator, rows: list[dict[str, Any]], n_classes: int | None) -> VoteTable:
-    known = len(agg.labels_)
-    first = parse_votes(rows, labels=agg.labels_)
-    want = n_classes if n_classes is not None else (0 if agg.fitted_ else first.n_labels + 1)
-    pads = [_Other(i) for i in range(max(want - first.n_labels, 0))]
-    if not pads or known:
-        return first if not pads else parse_votes(rows, labels=agg.labels_, extra_labels=pads)
-    return parse_votes(rows, extra_labels=pads)
+    """Parse the rows once, padding with "(other)" candidates up to the number of classes."""
+    seen = {
+        *agg.labels_,
+        *(r["answer"] for r in rows),
+        *(k for r in rows for k in (r.get("distribution") or ())),
+    }
+    want = n_classes if n_classes is not None else (0 if agg.fitted_ else len(seen) + 1)
+    pads = [_Other(i) for i in range(max(want - len(seen), 0))]
+    return parse_votes(rows, labels=agg.labels_, extra_labels=pads)
 
 
 def _weights(agg: Aggregator, table: VoteTable) -> dict[str, float]:

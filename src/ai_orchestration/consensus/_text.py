@@ -10,6 +10,7 @@ are disjoint, and asking an optional judge before each merge.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import re
@@ -114,14 +115,25 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")  # 1,000 -> 1000
+_CURRENCY = re.compile(r"[$€]\s*(-?\d+(?:\.\d+)?)")
+_CELSIUS = re.compile(r"\bdegrees? (celsius|centigrade)\b")
+_NUMBER_SIGN = re.compile(r"(\d)\s*(%|°c)")
+_NUMBER_UNIT = re.compile(r"(\d)([a-z]+)\b")  # 5km -> 5 km
+_PUNCTUATION = re.compile(r"[^\w\s%$€°.\-]|(?<!\d)\.|\.(?!\d)|-(?!\d)")
+
+
+@functools.lru_cache(maxsize=4096)
 def _text(text: str) -> str:
+    # Cached: a request's votes repeat the same few answers, and clustering, fusion and
+    # compatibility checks all normalise the same strings.
     t = unicodedata.normalize("NFKC", text).casefold().strip()
-    t = re.sub(r"(?<=\d),(?=\d{3}\b)", "", t)  # 1,000 -> 1000
-    t = re.sub(r"[$€]\s*(-?\d+(?:\.\d+)?)", lambda m: f"{m.group(1)} {m.group(0)[0]}", t)
-    t = re.sub(r"\bdegrees? (celsius|centigrade)\b", "°c", t)
-    t = re.sub(r"(\d)\s*(%|°c)", r"\1 \2", t)
-    t = re.sub(r"(\d)([a-z]+)\b", r"\1 \2", t)  # 5km -> 5 km
-    t = re.sub(r"[^\w\s%$€°.\-]|(?<!\d)\.|\.(?!\d)|-(?!\d)", " ", t)
+    t = _THOUSANDS.sub("", t)
+    t = _CURRENCY.sub(lambda m: f"{m.group(1)} {m.group(0)[0]}", t)
+    t = _CELSIUS.sub("°c", t)
+    t = _NUMBER_SIGN.sub(r"\1 \2", t)
+    t = _NUMBER_UNIT.sub(r"\1 \2", t)
+    t = _PUNCTUATION.sub(" ", t)
     tokens: list[str] = []
     for tok in t.split():
         if tok in {"a", "an", "the"}:
