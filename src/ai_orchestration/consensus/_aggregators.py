@@ -227,6 +227,8 @@ class LogPool(_Reliable):
             g = (softmax(z) - target) * rows[:, None]
             gw = np.bincount(table.voice, weights=(g[table.item] * feats).sum(1), minlength=nv)
             grad = np.concatenate([gw, g.sum(0)]) + self.l2 * (theta - start)
+            if np.abs(grad).max() < 1e-9:  # at the optimum: Adam would amplify rounding noise
+                break
             m = 0.9 * m + 0.1 * grad
             v = 0.999 * v + 0.001 * grad**2
             theta -= 0.05 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-3)
