@@ -34,6 +34,7 @@ class ScriptedVoice:
         self._script: deque[ScriptItem] = deque(script)
         self.delay = delay
         self.requests: list[VoiceRequest] = []
+        self.overcalls = 0  # calls after the script ran out (the engine maps them to failures)
 
     @property
     def name(self) -> str:
@@ -42,6 +43,7 @@ class ScriptedVoice:
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
         self.requests.append(request)
         if not self._script:
+            self.overcalls += 1
             raise AssertionError(f"ScriptedVoice {self._name!r}: script exhausted")
         item = self._script.popleft()
         if self.delay:
@@ -51,9 +53,15 @@ class ScriptedVoice:
         return _as_response(item, f"scripted:{self._name}")
 
     def assert_complete(self) -> None:
+        """Every scripted answer was used, and the voice was not called once more."""
         if self._script:
             raise AssertionError(
                 f"ScriptedVoice {self._name!r}: {len(self._script)} scripted answer(s) unused"
+            )
+        if self.overcalls:
+            raise AssertionError(
+                f"ScriptedVoice {self._name!r}: called {self.overcalls} time(s) after its script"
+                " ran out"
             )
 
 
@@ -126,7 +134,7 @@ class SeededVoice:
             if self._unit(prompt, "correct") < self.accuracy:
                 text = right
             else:
-                text = wrong[int(self._unit(prompt, "wrong") * len(wrong)) % len(wrong)]
+                text = wrong[int(self._unit(prompt, "wrong") * len(wrong))]
         return VoiceResponse(
             text=text,
             model=f"seeded:{self._name}",
