@@ -51,4 +51,8 @@ def test_bad_adaptive_settings_are_workflow_errors() -> None:
         WorkflowBuilder("bad").consensus(
             "vote", voices({"a": "x"}), votes=Adaptive(target=1.5, wave=0, order="random")
         ).build()
-    assert len(info.value.problems) == 3
+    assert [p.split(": ", 1)[1] for p in info.value.problems] == [
+        "Adaptive(target=1.5) must be in [0.5, 1)",
+        "Adaptive(wave=0) must be >= 1",
+        "Adaptive(order='random') must be cost or value",
+    ]

@@ -129,6 +129,7 @@ def test_workflow_file_errors_name_the_field(tmp_path: Path) -> None:
     proc = run_cli("run", str(path), "--input", "x", cwd=Path.cwd())
     assert proc.returncode == 2
     assert "steps[0].call" in proc.stderr and "cannot import" in proc.stderr
+    assert "has no attribute 'nope'" in proc.stderr  # the function is missing, not the module
     path = write_workflow(tmp_path, "name: broken\nsteps:\n  - {name: a}\n")
     proc = run_cli("run", str(path), "--input", "x")
     assert proc.returncode == 2 and "exactly one of" in proc.stderr and ":4:" in proc.stderr

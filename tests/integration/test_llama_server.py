@@ -114,6 +114,7 @@ async def test_streaming_answer(voice: OpenAICompatVoice) -> None:
     assert final.text == "" and final.finish_reason in {"stop", "length"}
     # llama-cpp-python's server ignores stream_options.include_usage: no token counts here.
     assert final.usage is not None
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (0, 0)
 
 
 async def test_structured_output_follows_the_json_schema(voice: OpenAICompatVoice) -> None:
