@@ -16,14 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ai_orchestration.consensus._base import NEUTRAL_PRIOR, log_odds
+from ai_orchestration.consensus._base import NEUTRAL_ACCURACY, check_reliability, log_odds
 from ai_orchestration.consensus._text import normalise
 from ai_orchestration.consensus._types import Vote
 from ai_orchestration.errors import InputError
 
 __all__ = ["StopDecision", "decide", "order_voices", "should_stop"]
-
-_NEUTRAL = NEUTRAL_PRIOR[0] / sum(NEUTRAL_PRIOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +38,8 @@ class StopDecision:
 
 def _weights(voices: Iterable[str], reliability: Mapping[str, float], k: int) -> dict[str, float]:
     names = list(voices)
-    acc = np.asarray([float(reliability.get(v, _NEUTRAL)) for v in names])
-    if not np.isfinite(acc).all() or ((acc < 0) | (acc > 1)).any():
-        raise InputError("reliability values must be finite accuracies in [0, 1]")
+    known = check_reliability(reliability)
+    acc = np.asarray([known.get(v, NEUTRAL_ACCURACY) for v in names])
     return dict(zip(names, log_odds(acc, k).tolist(), strict=True))
 
 
@@ -65,7 +62,7 @@ def decide(
     """
     if not 0.0 < target <= 1.0:
         raise InputError(f"target must be in (0, 1], got {target!r}")
-    valid = [v for v in votes_so_far if v.ok and v.answer is not None]
+    valid = [v for v in votes_so_far if v.valid]
     remaining = [r for r in remaining_voices if r not in {v.voice for v in valid}]
     keys = list(dict.fromkeys(normalise(v.answer) for v in valid))
     k = max(n_classes or 2, len(keys), 2)

@@ -6,15 +6,13 @@ shares the batch interface of :class:`~ai_orchestration.consensus._base.Aggregat
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Self
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ai_orchestration.consensus._base import (
-    NEUTRAL_PRIOR,
     Aggregator,
     log_odds,
     one_coin,
@@ -30,27 +28,12 @@ __all__ = [
     "LogPool",
     "MajorityVote",
     "WeightedVote",
-    "check_reliability",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 Embed = Callable[[list[str]], Any]
 _FLOOR = 1e-6
-
-
-def check_reliability(reliability: Mapping[str, float]) -> dict[str, float]:
-    """Validate a voice → accuracy mapping (finite, in [0, 1])."""
-    out: dict[str, float] = {}
-    for voice, value in reliability.items():
-        try:
-            p = float(value)
-        except (TypeError, ValueError):
-            raise InputError(f"reliability of voice {voice!r} is not a number: {value!r}") from None
-        if not (0.0 <= p <= 1.0):
-            raise InputError(f"reliability of voice {voice!r} is not in [0, 1]: {value!r}")
-        out[str(voice)] = p
-    return out
 
 
 def smoothed(table: VoteTable, acc: FloatArray) -> FloatArray:
@@ -63,15 +46,6 @@ def smoothed(table: VoteTable, acc: FloatArray) -> FloatArray:
         has = ~np.isnan(table.dist[:, 0])
         out[has] = table.dist[has]
     return out
-
-
-class _Reliable(Aggregator):
-    @classmethod
-    def from_reliability(cls, reliability: Mapping[str, float]) -> Self:
-        """An unfitted aggregator that trusts the given voice → accuracy mapping."""
-        agg = cls(calibrate=False)
-        agg.reliability_ = check_reliability(reliability)
-        return agg
 
 
 class MajorityVote(Aggregator):
@@ -95,7 +69,7 @@ class MajorityVote(Aggregator):
         return out
 
 
-class WeightedVote(_Reliable):
+class WeightedVote(Aggregator):
     """Votes weighted by w = log((K−1)·p/(1−p)), p each voice's learned accuracy."""
 
     method = "weighted"
@@ -105,7 +79,7 @@ class WeightedVote(_Reliable):
         return segment_sum(table, np.eye(table.n_labels)[table.label] * w[table.voice][:, None])
 
 
-class AttentionFusion(_Reliable):
+class AttentionFusion(Aggregator):
     """Per item, weights a_i = softmax(β·s_i + log r_i) over the voices, then a weighted mix.
 
     s_i is voice i's agreement with the other voices on the item (share agreeing, similarity
@@ -174,7 +148,7 @@ class AttentionFusion(_Reliable):
         return out
 
 
-class LogPool(_Reliable):
+class LogPool(Aggregator):
     """Learned log-linear pool: log p(y) = Σ_i w_i·log p_i(y) + b_y, fitted by log-loss.
 
     Fitting the weights jointly discounts voices that repeat each other's errors. Label-only
@@ -244,7 +218,7 @@ class LogPool(_Reliable):
         return out
 
 
-class DempsterShafer(_Reliable):
+class DempsterShafer(Aggregator):
     """Dempster's rule over simple support functions discounted by each voice's reliability.
 
     Voice i puts mass r_i·q_i(k) on each answer k (q_i its distribution, or its answer times
@@ -272,8 +246,3 @@ class DempsterShafer(_Reliable):
         betp /= betp.sum(axis=1, keepdims=True)
         out: FloatArray = np.log(np.maximum(betp, _FLOOR))
         return out
-
-
-def neutral_accuracy() -> float:
-    """Mean accuracy of the neutral Beta prior every voice starts from."""
-    return NEUTRAL_PRIOR[0] / math.fsum(NEUTRAL_PRIOR)

@@ -20,12 +20,22 @@ from ai_orchestration.consensus._calibration import fit_temperature, softmax
 from ai_orchestration.consensus._data import VoteTable, parse_gold, parse_votes
 from ai_orchestration.errors import InputError
 
-__all__ = ["NEUTRAL_PRIOR", "Aggregator", "log_odds", "one_coin", "segment_sum"]
+__all__ = [
+    "NEUTRAL_ACCURACY",
+    "NEUTRAL_PRIOR",
+    "Aggregator",
+    "check_reliability",
+    "log_odds",
+    "one_coin",
+    "segment_sum",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 #: Beta pseudo-counts (correct, wrong) every voice starts from: mean accuracy 2/3, weak.
 NEUTRAL_PRIOR = (2.0, 1.0)
+#: The accuracy a voice without history is assumed to have (the prior's mean).
+NEUTRAL_ACCURACY = NEUTRAL_PRIOR[0] / sum(NEUTRAL_PRIOR)
 _ACC_CLIP = 1e-3
 
 
@@ -44,11 +54,17 @@ def log_odds(acc: FloatArray, n_labels: int) -> FloatArray:
     return out
 
 
-def _vote_logits(table: VoteTable, weights: FloatArray) -> FloatArray:
-    flat = table.item * table.n_labels + table.label
-    size = table.n_items * table.n_labels
-    summed = np.bincount(flat, weights=weights[table.voice], minlength=size)
-    out: FloatArray = np.asarray(summed, dtype=np.float64).reshape(table.n_items, -1)
+def check_reliability(reliability: Mapping[str, float]) -> dict[str, float]:
+    """Validate a voice → accuracy mapping (finite, in [0, 1])."""
+    out: dict[str, float] = {}
+    for voice, value in reliability.items():
+        try:
+            p = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"reliability of voice {voice!r} is not a number: {value!r}") from None
+        if not (0.0 <= p <= 1.0):
+            raise InputError(f"reliability of voice {voice!r} is not in [0, 1]: {value!r}")
+        out[str(voice)] = p
     return out
 
 
@@ -76,7 +92,7 @@ def one_coin(
             table.voice, weights=post[table.item, table.label], minlength=len(table.voices)
         )
         acc = (right + prior[0]) / (n_votes + prior[0] + prior[1])
-        new = softmax(_vote_logits(table, log_odds(acc, table.n_labels)))
+        new = softmax(table.counts(log_odds(acc, table.n_labels)[table.voice]))
         new[gold] = post[gold]
         delta = float(np.abs(new - post).max())
         post = new
@@ -137,6 +153,13 @@ class Aggregator:
 
     # -- for subclasses ---------------------------------------------------------------------
 
+    @classmethod
+    def from_reliability(cls, reliability: Mapping[str, float]) -> Self:
+        """An unfitted aggregator that trusts the given voice → accuracy mapping."""
+        agg = cls(calibrate=False)
+        agg.reliability_ = check_reliability(reliability)
+        return agg
+
     def _fit(self, table: VoteTable, y: IntArray) -> None:
         self.reliability_ = dict(zip(table.voices, one_coin(table, y)[0].tolist(), strict=True))
 
@@ -145,8 +168,7 @@ class Aggregator:
 
     def voice_reliability(self, table: VoteTable) -> FloatArray:
         """Learned accuracy of each voice in ``table``; unseen voices get the neutral prior."""
-        neutral = NEUTRAL_PRIOR[0] / sum(NEUTRAL_PRIOR)
-        return np.asarray([self.reliability_.get(v, neutral) for v in table.voices])
+        return np.asarray([self.reliability_.get(v, NEUTRAL_ACCURACY) for v in table.voices])
 
     def _proba_table(self, votes: Any) -> tuple[VoteTable, FloatArray]:
         table = parse_votes(votes, labels=self.labels_)

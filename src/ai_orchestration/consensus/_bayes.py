@@ -9,14 +9,13 @@ one EM iteration is two gathers and two ``reduceat`` sums over the votes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ai_orchestration.consensus._aggregators import check_reliability
 from ai_orchestration.consensus._base import NEUTRAL_PRIOR, Aggregator
 from ai_orchestration.consensus._calibration import softmax
 from ai_orchestration.consensus._data import VoteTable
@@ -118,13 +117,6 @@ class BayesianFusion(Aggregator):
         self.confusion_: FloatArray = np.ones((0, 1, 1, 1))
         self.class_prior_: FloatArray = np.ones(1)
         self.n_iter_ = 0
-
-    @classmethod
-    def from_reliability(cls, reliability: Mapping[str, float]) -> Self:
-        """An unfitted model: symmetric confusions from voice → accuracy, uniform prior."""
-        agg = cls(calibrate=False)
-        agg.reliability_ = check_reliability(reliability)
-        return agg
 
     @property
     def n_bins(self) -> int:

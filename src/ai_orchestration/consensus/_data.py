@@ -71,13 +71,12 @@ class VoteTable:
             out[has] = self.dist[has]
         return out
 
-    def counts(self) -> FloatArray:
-        """Votes per (item, label)."""
+    def counts(self, weights: FloatArray | None = None) -> FloatArray:
+        """Votes per (item, label), each counting 1 or its entry in ``weights`` (per vote)."""
         flat = self.item * self.n_labels + self.label
         n = self.n_items * self.n_labels
-        out: FloatArray = (
-            np.bincount(flat, minlength=n).reshape(self.n_items, -1).astype(np.float64)
-        )
+        summed = np.bincount(flat, weights=weights, minlength=n)
+        out: FloatArray = summed.astype(np.float64).reshape(self.n_items, -1)
         return out
 
 

@@ -26,10 +26,8 @@ from ai_orchestration.consensus._aggregators import (
     LogPool,
     MajorityVote,
     WeightedVote,
-    check_reliability,
-    neutral_accuracy,
 )
-from ai_orchestration.consensus._base import Aggregator, log_odds
+from ai_orchestration.consensus._base import NEUTRAL_ACCURACY, Aggregator, log_odds
 from ai_orchestration.consensus._bayes import BayesianFusion
 from ai_orchestration.consensus._data import VoteTable, parse_votes
 from ai_orchestration.consensus._reliability import ReliabilityTracker
@@ -65,7 +63,7 @@ def _check(votes: Iterable[Vote]) -> tuple[tuple[Vote, ...], list[Vote]]:
     for v in all_votes:
         if not isinstance(v, Vote):
             raise InputError(f"fuse() takes Vote objects, got {type(v).__name__}")
-    valid = [v for v in all_votes if v.ok and v.answer is not None]
+    valid = [v for v in all_votes if v.valid]
     names = Counter(v.voice for v in valid)
     dup = [n for n, c in names.items() if c > 1]
     if dup:
@@ -92,7 +90,7 @@ def _resolve(method: str, reliability: Reliability) -> tuple[Aggregator, str]:
     mapping = reliability_map(reliability)
     if cls is MajorityVote:
         return MajorityVote(calibrate=False), "none (every vote counts 1)"
-    agg = cls.from_reliability(check_reliability(mapping))  # type: ignore[attr-defined]
+    agg = cls.from_reliability(mapping)
     return agg, ("learned" if mapping else "neutral (no history)")
 
 
@@ -166,10 +164,10 @@ def _why(agg: Aggregator, voice: str, tracker: ReliabilityTracker | None) -> str
     if isinstance(agg, MajorityVote):
         return "one vote each"
     if tracker is not None and not tracker.has_history(voice):
-        return f"no history: neutral prior accuracy {neutral_accuracy():.3f}"
+        return f"no history: neutral prior accuracy {NEUTRAL_ACCURACY:.3f}"
     if voice in agg.reliability_:
         return f"learned accuracy {agg.reliability_[voice]:.3f}"
-    return f"unknown voice: neutral prior accuracy {neutral_accuracy():.3f}"
+    return f"unknown voice: neutral prior accuracy {NEUTRAL_ACCURACY:.3f}"
 
 
 def fuse(
@@ -265,9 +263,7 @@ def _result(
         }
         for i, v in enumerate(valid)
     }
-    failed = {
-        v.voice: v.error or "no answer" for v in all_votes if not (v.ok and v.answer is not None)
-    }
+    failed = {v.voice: v.error or "no answer" for v in all_votes if not v.valid}
     explanation: dict[str, Any] = {"method": agg.method, "priors": priors, "voices": voices}
     explanation.update(failed=failed, temperature=agg.temperature_, abstained=reason)
     winner = None if reason else answer_of[_key(lead)]

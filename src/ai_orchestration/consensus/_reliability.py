@@ -65,7 +65,7 @@ class ReliabilityTracker:
         truth = normalise(correct_answer)
         with self._lock:
             for vote in votes:
-                if not vote.ok or vote.answer is None:
+                if not vote.valid:
                     continue
                 counts = self._counts.setdefault(vote.voice, [0.0, 0.0])
                 counts[0 if normalise(vote.answer) == truth else 1] += 1.0

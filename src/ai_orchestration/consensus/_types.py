@@ -30,6 +30,11 @@ class Vote:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def valid(self) -> bool:
+        """Counts as a vote: the voice answered something."""
+        return self.error is None and self.answer is not None
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"voice": self.voice, "answer": self.answer}
         if self.confidence is not None:
