@@ -7,18 +7,14 @@ import math
 import pytest
 
 from ai_orchestration.consensus import (
-    AttentionFusion,
-    BayesianFusion,
-    DempsterShafer,
-    LogPool,
+    METHODS,
     MajorityVote,
-    WeightedVote,
     calibration_report,
 )
 from ai_orchestration.consensus._base import Aggregator
 from ai_orchestration.errors import ConsensusError, InputError
 
-ALL = [MajorityVote, WeightedVote, BayesianFusion, AttentionFusion, LogPool, DempsterShafer]
+ALL: list[type[Aggregator]] = list(METHODS.values())
 GOOD = [
     {"item": 1, "voice": "a", "answer": "X"},
     {"item": 1, "voice": "b", "answer": "Y"},
@@ -87,6 +83,11 @@ def test_failed_rows_are_skipped(model: Aggregator) -> None:
     votes = [*GOOD, {"item": 2, "voice": "b", "answer": None, "error": "timeout"}]
     proba = model.fit(votes).predict_proba(votes)
     assert all(math.isfinite(p) for d in proba.values() for p in d.values())
+    # the failed row counts for nothing: same result as never having seen it
+    without = type(model)().fit(GOOD).predict_proba(GOOD)
+    assert proba.keys() == without.keys()
+    for item, dist in proba.items():
+        assert dist == pytest.approx(without[item], abs=1e-12)
 
 
 def test_one_mapping_is_not_a_vote_set() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ai_orchestration.consensus import (
+    METHODS,
     BayesianFusion,
     ReliabilityTracker,
     Vote,
@@ -152,9 +153,7 @@ def test_tracker_history_changes_the_next_request() -> None:
     assert second.confidence == pytest.approx(14 / (14 + 2 / 3 + 1))
 
 
-@pytest.mark.parametrize(
-    "method", ["majority", "weighted", "bayesian", "attention", "logpool", "dempster_shafer"]
-)
+@pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_answers_the_clear_case(method: str) -> None:
     votes = [Vote("a", "X", confidence=0.9), Vote("b", "X"), Vote("c", "Y", confidence=0.5)]
     c = fuse(votes, method=method, reliability={"a": 0.8, "b": 0.7, "c": 0.6})

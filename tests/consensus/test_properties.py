@@ -9,23 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ai_orchestration.consensus import (
-    AttentionFusion,
+    METHODS as ALL_METHODS,
+)
+from ai_orchestration.consensus import (
     BayesianFusion,
-    DempsterShafer,
     LogPool,
     MajorityVote,
     WeightedVote,
 )
 from ai_orchestration.consensus._base import Aggregator
 
-METHODS: list[type[Aggregator]] = [
-    MajorityVote,
-    WeightedVote,
-    BayesianFusion,
-    AttentionFusion,
-    LogPool,
-    DempsterShafer,
-]
+METHODS: list[type[Aggregator]] = list(ALL_METHODS.values())
 
 vote_sets = st.lists(
     st.tuples(
