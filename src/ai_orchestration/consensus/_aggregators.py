@@ -18,9 +18,9 @@ from ai_orchestration.consensus._base import (
     one_coin,
     segment_sum,
 )
-from ai_orchestration.consensus._calibration import fit_temperature, softmax
+from ai_orchestration.consensus._calibration import _nll, fit_temperature, softmax
 from ai_orchestration.consensus._data import VoteTable
-from ai_orchestration.errors import InputError
+from ai_orchestration.consensus._text import _embeddings
 
 __all__ = [
     "AttentionFusion",
@@ -102,6 +102,7 @@ class AttentionFusion(Aggregator):
         self.beta = beta
         self.beta_ = 2.0 if beta is None else beta
         self.embed = embed
+        self._sims: tuple[tuple[str, ...], FloatArray] | None = None
 
     def _fit(self, table: VoteTable, y: IntArray) -> None:
         super()._fit(table, y)
@@ -112,9 +113,7 @@ class AttentionFusion(Aggregator):
         for b in self.betas:
             self.beta_ = b
             logits = self._logits(table)[gold]
-            t = fit_temperature(logits, y[gold])
-            p = softmax(logits, t)[np.arange(int(gold.sum())), y[gold]]
-            scores.append(float(-np.log(np.clip(p, 1e-15, 1)).mean()))
+            scores.append(_nll(logits, y[gold], fit_temperature(logits, y[gold])))
         self.beta_ = self.betas[int(np.argmin(scores))]
 
     def attention(self, table: VoteTable) -> FloatArray:
@@ -133,13 +132,12 @@ class AttentionFusion(Aggregator):
     def _similarity(self, table: VoteTable) -> FloatArray:
         if self.embed is None:
             return np.eye(table.n_labels)
-        vecs = np.asarray(self.embed([str(a) for a in table.labels]), dtype=np.float64)
-        if vecs.shape[0] != table.n_labels or not np.isfinite(vecs).all():
-            raise InputError("embed() must return one finite vector per answer")
-        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        unit = vecs / np.maximum(norms, 1e-12)
-        out: FloatArray = np.clip(unit @ unit.T, 0.0, 1.0)
-        return out
+        texts = tuple(str(a) for a in table.labels)
+        if self._sims is None or self._sims[0] != texts:
+            # one entry: fitting scores every β and CV fold on the same labels
+            unit = _embeddings(list(texts), self.embed)
+            self._sims = (texts, np.clip(unit @ unit.T, 0.0, 1.0))
+        return self._sims[1]
 
     def _logits(self, table: VoteTable) -> FloatArray:
         a = self.attention(table)
