@@ -197,3 +197,26 @@ def test_invalid_policy_values_are_rejected() -> None:
     ):
         with pytest.raises(ValueError):
             bad()
+
+
+@pytest.mark.parametrize("policy", [TimeoutPolicy(0.005), DeadlinePolicy(0.005)])
+async def test_expired_timer_leaves_no_cancel_request_when_inner_converts_it(
+    policy: TimeoutPolicy | DeadlinePolicy,
+) -> None:
+    async def converts(_: VoiceRequest) -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise down("c") from None
+        return "never"
+
+    voice = with_policies(FunctionVoice("c", converts), policy)
+    task = asyncio.current_task()
+    assert task is not None
+    with pytest.raises(TimeoutError):  # the outer timeout still works: not CancelledError
+        async with asyncio.timeout(0.05):
+            with pytest.raises(ProviderUnavailableError):
+                await voice.respond(REQ)
+            assert task.cancelling() == 0
+            await asyncio.Event().wait()
+    assert task.cancelling() == 0

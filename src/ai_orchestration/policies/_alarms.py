@@ -16,7 +16,7 @@ import math
 import weakref
 from collections.abc import Callable
 
-__all__ = ["Alarm", "Alarms", "Expiry", "alarms"]
+__all__ = ["Alarm", "Alarms", "TaskTimer", "alarms"]
 
 _seq = itertools.count()
 
@@ -100,14 +100,26 @@ def alarms() -> Alarms:
     return found
 
 
-class Expiry:
-    """Alarm callback: mark expired and cancel ``task`` (what ``asyncio.timeout`` does)."""
+class TaskTimer:
+    """Cancel the current task at loop time ``when`` (what ``asyncio.timeout_at`` does, on the
+    shared alarms). Call ``disarm()`` once when the guarded code exits, however it exits."""
 
-    __slots__ = ("expired", "task")
+    __slots__ = ("alarm", "cancelling", "expired", "task")
 
-    def __init__(self, task: asyncio.Task[object]) -> None:
+    def __init__(self, reg: Alarms, when: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
         self.task, self.expired = task, False
+        self.cancelling = task.cancelling()
+        self.alarm = reg.add(when, self._expire)
 
-    def __call__(self) -> None:
+    def _expire(self) -> None:
         self.expired = True
         self.task.cancel()
+
+    def disarm(self) -> bool:
+        """Stop the alarm and withdraw its cancel request if it fired (also when the guarded
+        code turned the cancellation into another exception or answered anyway); True when
+        this alarm is why the task is being cancelled."""
+        self.alarm.cancel()
+        return self.expired and self.task.uncancel() <= self.cancelling

@@ -16,7 +16,7 @@ from typing import Any
 
 from ai_orchestration._policy import StepCall
 from ai_orchestration.errors import DeadlineExceededError, VoiceTimeoutError
-from ai_orchestration.policies._alarms import Expiry, alarms
+from ai_orchestration.policies._alarms import TaskTimer, alarms
 from ai_orchestration.policies._wrap import PolicyVoice, note
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
 
@@ -102,24 +102,17 @@ class TimeoutVoice(PolicyVoice):
         self.seconds = seconds
 
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        task = asyncio.current_task()
-        assert task is not None
-        expiry = Expiry(task)
         reg = alarms()
-        alarm = reg.add(reg.loop.time() + self.seconds, expiry)
-        cancelling = task.cancelling()
+        timer = TaskTimer(reg, reg.loop.time() + self.seconds)
         try:
             response = await self.inner.respond(request)
-        except asyncio.CancelledError:
-            if expiry.expired and task.uncancel() <= cancelling:
+        except BaseException as exc:
+            if timer.disarm() and isinstance(exc, asyncio.CancelledError):
                 raise VoiceTimeoutError(
                     f"no answer within {self.seconds:g}s", voice=self.name
                 ) from None
             raise
-        finally:
-            alarm.cancel()
-        if expiry.expired:  # answered in the same loop turn the alarm fired
-            task.uncancel()
+        timer.disarm()
         return response
 
 
@@ -149,21 +142,17 @@ class DeadlineVoice(PolicyVoice):
         self.seconds = seconds
 
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        task = asyncio.current_task()
-        assert task is not None
         reg = alarms()
         end = reg.loop.time() + self.seconds
         outer = _deadline.get()
         if outer is not None and outer < end:
             end = outer
-        expiry = Expiry(task)
-        alarm = reg.add(end, expiry)
+        timer = TaskTimer(reg, end)
         token = _deadline.set(end)
-        cancelling = task.cancelling()
         try:
             response = await self.inner.respond(request)
-        except asyncio.CancelledError:
-            if expiry.expired and task.uncancel() <= cancelling:
+        except BaseException as exc:
+            if timer.disarm() and isinstance(exc, asyncio.CancelledError):
                 scope = f"voice {self.name!r}"
                 note("deadline_exceeded", scope)
                 raise DeadlineExceededError(
@@ -173,8 +162,6 @@ class DeadlineVoice(PolicyVoice):
                 ) from None
             raise
         finally:
-            alarm.cancel()
             _deadline.reset(token)
-        if expiry.expired:
-            task.uncancel()
+        timer.disarm()
         return response
