@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 
 from ai_orchestration.errors import MalformedResponseError, RateLimitedError
 from ai_orchestration.policies import (
+    RateLimiter,
     RateLimitPolicy,
     RateLimits,
     TokenBucket,
@@ -130,3 +133,24 @@ async def test_custom_validator_and_request_schema() -> None:
     schema_req = VoiceRequest.from_prompt("q", response_schema={"type": "integer"})
     voice2 = with_policies(ScriptedVoice("v", ["7"]), ValidationPolicy())
     assert (await voice2.respond(schema_req)).parsed == 7
+
+
+def test_repeated_asyncio_run_keeps_no_concurrency_cap_of_old_loops() -> None:
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+    limiter = RateLimiter("p", RateLimits(max_concurrency=1))
+
+    async def contend() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        sem = limiter.semaphore()
+        assert sem is not None
+
+        async def hold() -> None:
+            async with sem:  # the second waiter binds the semaphore to this loop
+                await asyncio.sleep(0)
+
+        await asyncio.gather(hold(), hold())
+
+    for _ in range(5):
+        asyncio.run(contend())
+    gc.collect()
+    assert [r() is None for r in loops[:-1]] == [True] * 4  # only the latest may stay cached

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
+import weakref
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from ai_orchestration.policies import (
     remaining_time,
     with_policies,
 )
+from ai_orchestration.policies._alarms import alarms
 from ai_orchestration.testing import FakeClock, FunctionVoice, ScriptedVoice
 from ai_orchestration.voices import VoiceRequest
 
@@ -220,3 +223,31 @@ async def test_expired_timer_leaves_no_cancel_request_when_inner_converts_it(
             assert task.cancelling() == 0
             await asyncio.Event().wait()
     assert task.cancelling() == 0
+
+
+def test_repeated_asyncio_run_keeps_no_timer_registry_of_old_loops() -> None:
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+    voice = with_policies(ScriptedVoice("a", ["ok"] * 5), DeadlinePolicy(5.0), TimeoutPolicy(5.0))
+
+    async def call() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        assert (await voice.respond(REQ)).text == "ok"
+
+    for _ in range(5):
+        asyncio.run(call())
+    gc.collect()
+    assert [r() is None for r in loops[:-1]] == [True] * 4  # only the latest may stay cached
+
+
+async def test_a_cancelled_alarm_frees_its_callback_while_still_queued() -> None:
+    class Callback:
+        def __call__(self) -> None:
+            raise AssertionError("a cancelled alarm fired")
+
+    callback = Callback()
+    gone = weakref.ref(callback)
+    reg = alarms()
+    reg.add(reg.loop.time() + 60.0, callback).cancel()
+    del callback
+    gc.collect()
+    assert gone() is None

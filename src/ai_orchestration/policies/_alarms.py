@@ -13,12 +13,16 @@ import asyncio
 import heapq
 import itertools
 import math
-import weakref
+import threading
 from collections.abc import Callable
 
 __all__ = ["Alarm", "Alarms", "TaskTimer", "alarms"]
 
 _seq = itertools.count()
+
+
+def _noop() -> None:
+    pass
 
 
 class Alarm:
@@ -32,13 +36,14 @@ class Alarm:
     def cancel(self) -> None:
         if self.active:
             self.active = False
+            self.fire = _noop  # the entry stays in the heap until popped: free what it holds
             self.owner.dead += 1
 
 
 class Alarms:
     """All alarms of one event loop, served by one loop timer."""
 
-    __slots__ = ("__weakref__", "armed_at", "dead", "handle", "heap", "loop")
+    __slots__ = ("armed_at", "dead", "handle", "heap", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -84,19 +89,20 @@ class Alarms:
             self._arm(heap[0][0])
 
 
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Alarms] = weakref.WeakKeyDictionary()
-_last: list[Alarms] = []
+class _Current(threading.local):
+    alarms: Alarms | None = None
+
+
+_current = _Current()
 
 
 def alarms() -> Alarms:
-    """The running loop's alarms."""
+    """The running loop's alarms, cached per thread (a thread runs one loop at a time, so a
+    finished loop's alarms are dropped when the next loop asks)."""
     loop = asyncio.get_running_loop()
-    if _last and _last[0].loop is loop:
-        return _last[0]
-    found = _by_loop.get(loop)
-    if found is None:
-        found = _by_loop[loop] = Alarms(loop)
-    _last[:] = [found]
+    found = _current.alarms
+    if found is None or found.loop is not loop:
+        found = _current.alarms = Alarms(loop)
     return found
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import weakref
+import threading
 from dataclasses import dataclass, field
 
 from ai_orchestration.errors import RateLimitedError
@@ -74,6 +74,13 @@ def estimate_tokens(request: VoiceRequest) -> int:
     return chars // 4 + 1 + (request.settings.max_tokens or 0)
 
 
+class _LoopCap(threading.local):
+    """The concurrency cap of the loop this thread runs (a semaphore belongs to one loop)."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+    sem: asyncio.Semaphore | None = None
+
+
 class RateLimiter:
     """The shared buckets and concurrency cap of one provider key."""
 
@@ -82,19 +89,17 @@ class RateLimiter:
         rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
         self.requests = TokenBucket(rpm / 60, rpm, clock) if rpm else None
         self.tokens = TokenBucket(tpm / 60, tpm, clock) if tpm else None
-        self._caps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._cap = _LoopCap()
 
     def semaphore(self) -> asyncio.Semaphore | None:
         cap = self.limits.max_concurrency
         if cap is None:
             return None
         loop = asyncio.get_running_loop()
-        sem = self._caps.get(loop)
-        if sem is None:
-            sem = self._caps[loop] = asyncio.Semaphore(cap)
-        return sem
+        held = self._cap
+        if held.sem is None or held.loop is not loop:
+            held.loop, held.sem = loop, asyncio.Semaphore(cap)
+        return held.sem
 
     async def admit(self, estimate: int) -> None:
         """Wait for a request slot and ``estimate`` tokens, or raise ``RateLimitedError``."""
