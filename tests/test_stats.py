@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ai_orchestration._runtime import RunState, call_voice, run_scope
 from ai_orchestration.errors import ProviderUnavailableError
@@ -18,6 +22,28 @@ def test_percentiles_are_nearest_rank_over_the_window() -> None:
     for _ in range(100):  # the window rolls: old samples are forgotten
         st.record(1.0)
     assert st.p50 == 1.0 and st.calls == 200
+
+
+@given(
+    window=st.integers(1, 12),
+    calls=st.lists(
+        st.tuples(st.sampled_from([0.0, 0.1, 0.2, 0.25, 1.0, 3.5]), st.booleans()), max_size=60
+    ),
+    q=st.floats(0.01, 0.99),
+)
+def test_quantiles_and_error_rate_match_a_from_scratch_computation(
+    window: int, calls: list[tuple[float, bool]], q: float
+) -> None:
+    vs = VoiceStats("v", window=window)
+    for n, (latency, ok) in enumerate(calls, 1):
+        vs.record(latency, ok)
+        recent = calls[max(0, n - window) : n]
+        ranked = sorted(lat for lat, _ in recent)
+        expected = ranked[max(1, math.ceil(q * len(ranked))) - 1]
+        assert vs.quantile(q) == expected and vs.window_calls == len(recent)
+        assert vs.error_rate == sum(not good for _, good in recent) / len(recent)
+    if not calls:
+        assert vs.quantile(q) is None and vs.error_rate == 0.0
 
 
 def test_error_rate_rolls_with_the_window() -> None:

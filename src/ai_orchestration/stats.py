@@ -1,7 +1,7 @@
 """Live per-voice statistics: rolling latency percentiles, error rate and cost.
 
-The engine's voice-call seam records every call here (one cheap call, O(1)); hedging and
-routing read it. Statistics are process-wide and roll over the last ``window`` calls::
+The engine's voice-call seam records every call here (one cheap call); hedging and routing
+read it. Statistics are process-wide and roll over the last ``window`` calls::
 
     >>> from ai_orchestration.stats import StatsRegistry
     >>> reg = StatsRegistry(window=4)
@@ -14,6 +14,7 @@ routing read it. Statistics are process-wide and roll over the last ``window`` c
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +43,9 @@ class StatsSnapshot:
 class VoiceStats:
     """Rolling statistics of one voice over its last ``window`` calls.
 
-    ``record`` is O(1); percentiles sort the window lazily and are cached until the next
-    ``record``, so readers asking on every request (hedging) pay the sort once per change.
+    ``record`` keeps a sorted copy of the window up to date (a bisect and a move of at most
+    ``window`` floats), so a percentile is an index lookup even when asked on every call
+    (hedging).
     """
 
     __slots__ = (
@@ -51,7 +53,6 @@ class VoiceStats:
         "_fails_in_window",
         "_i",
         "_lat",
-        "_n_lat",
         "_sorted",
         "calls",
         "errors",
@@ -68,9 +69,8 @@ class VoiceStats:
         self._lat: list[float] = [0.0] * window
         self._fail: list[bool] = [False] * window
         self._i = 0
-        self._n_lat = 0
         self._fails_in_window = 0
-        self._sorted: list[float] | None = None
+        self._sorted: list[float] = []  # the latencies of the window, ascending
         self.calls = 0
         self.errors = 0
         self.total_cost_usd = 0.0
@@ -78,30 +78,28 @@ class VoiceStats:
     def record(self, latency_s: float, ok: bool = True, cost_usd: float = 0.0) -> None:
         """Record one finished call (cancelled calls are not recorded)."""
         i = self._i
-        if self._fail[i] and self.calls >= self.window:
-            self._fails_in_window -= 1
+        window = self._sorted
+        if self.calls >= self.window:  # evict the sample this slot held
+            del window[bisect_left(window, self._lat[i])]
+            if self._fail[i]:
+                self._fails_in_window -= 1
+        insort(window, latency_s)
         self._lat[i] = latency_s
         self._fail[i] = not ok
         if not ok:
             self._fails_in_window += 1
             self.errors += 1
         self._i = (i + 1) % self.window
-        if self._n_lat < self.window:
-            self._n_lat += 1
         self.calls += 1
         self.total_cost_usd += cost_usd
-        self._sorted = None
 
     def quantile(self, q: float) -> float | None:
         """The ``q`` quantile (nearest rank) of recent latencies; None before any call."""
-        n = self._n_lat
+        s = self._sorted
+        n = len(s)
         if n == 0:
             return None
-        s = self._sorted
-        if s is None:
-            s = self._sorted = sorted(self._lat[:n])
-        rank = max(1, math.ceil(q * n))
-        return s[rank - 1]
+        return s[max(1, math.ceil(q * n)) - 1]
 
     @property
     def p50(self) -> float | None:
@@ -117,12 +115,13 @@ class VoiceStats:
 
     @property
     def window_calls(self) -> int:
-        return self._n_lat
+        return len(self._sorted)
 
     @property
     def error_rate(self) -> float:
         """Share of failed calls among the last ``window`` calls (0.0 before any call)."""
-        return self._fails_in_window / self._n_lat if self._n_lat else 0.0
+        n = len(self._sorted)
+        return self._fails_in_window / n if n else 0.0
 
     @property
     def mean_cost_usd(self) -> float:
@@ -133,7 +132,7 @@ class VoiceStats:
             voice=self.name,
             calls=self.calls,
             errors=self.errors,
-            window_calls=self._n_lat,
+            window_calls=self.window_calls,
             error_rate=self.error_rate,
             p50=self.p50,
             p95=self.p95,
