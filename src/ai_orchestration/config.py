@@ -214,11 +214,17 @@ def _parse_file(path: Path) -> tuple[dict[str, Any], str]:
 
 
 def validation_error(
-    exc: ValidationError, *, file: str | None = None, text: str | None = None, yaml: bool = False
+    exc: ValidationError,
+    *,
+    file: str | None = None,
+    text: str | None = None,
+    yaml: bool = False,
+    prefix: tuple[str, ...] = (),
 ) -> ConfigError:
-    """The first pydantic problem as a ConfigError with file, line and field."""
+    """The first pydantic problem as a ConfigError with file, line and field; ``prefix`` is
+    where the validated section sits in the file (e.g. ``("policies",)``)."""
     first = exc.errors()[0]
-    loc = tuple(first["loc"])
+    loc = (*prefix, *first["loc"])
     line = None
     if text is not None:
         line = _yaml_line(text, loc) if yaml else _toml_line(text, loc)

@@ -102,3 +102,12 @@ async def test_build_voices_applies_stacks_and_fallbacks() -> None:
     assert isinstance(out, FallbackResponse) and out.answered_by == "local"
     raw["gpt"].assert_complete()  # two attempts (retry max_attempts=2) before falling back
     assert len(clock.sleeps) == 1
+
+
+def test_errors_read_like_the_main_config_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        PoliciesConfig.load({"defaults": {"timeout": -1, "deadline": -1}})
+    assert info.value.field == "policies.defaults.timeout"
+    assert str(info.value) == (
+        "policies.defaults.timeout: Input should be greater than 0 (and 1 more problem)"
+    )

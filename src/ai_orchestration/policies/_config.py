@@ -18,12 +18,13 @@ YAML example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ai_orchestration._runtime import Budget
+from ai_orchestration.config import BudgetConfig, validation_error
 from ai_orchestration.errors import ConfigError
 from ai_orchestration.policies._circuit import (
     CircuitPolicy,
@@ -57,7 +58,6 @@ __all__ = [
     "ValidationConfig",
     "VoicePoliciesConfig",
     "build_voices",
-    "config_error",
 ]
 
 
@@ -108,15 +108,6 @@ class RateLimitConfig(_Model):
     max_wait_s: float | None = Field(default=None, ge=0)
 
 
-class BudgetConfig(_Model):
-    """Per-run limits; each must be positive (a budget of zero could never run)."""
-
-    max_tokens: int | None = Field(default=None, gt=0)
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    max_calls: int | None = Field(default=None, gt=0)
-    max_seconds: float | None = Field(default=None, gt=0)
-
-
 class VoicePoliciesConfig(_Model):
     """The policies of one voice (or the defaults). Unset fields inherit the defaults;
     ``null`` switches a policy off for this voice."""
@@ -163,11 +154,14 @@ class PoliciesConfig(_Model):
         file: str | None = None,
         text: str | None = None,
     ) -> PoliciesConfig:
-        """Validate ``data`` (and, given ``voices``, every voice name it mentions)."""
+        """Validate ``data`` (and, given ``voices``, every voice name it mentions); ``text``,
+        the file's YAML source, puts line numbers on errors."""
         try:
             config = cls.model_validate(dict(data or {}))
         except ValidationError as exc:
-            raise config_error(exc, "policies", file=file, text=text) from None
+            raise validation_error(
+                exc, file=file, text=text, yaml=True, prefix=("policies",)
+            ) from None
         if voices is not None:
             config.check_voices(voices, file=file)
         return config
@@ -273,49 +267,3 @@ def build_voices(
             outer.append(FallbackPolicy([base[f] for f in vc.fallbacks]))
         out[name] = with_policies(base[name], *outer)
     return out
-
-
-def config_error(
-    exc: ValidationError,
-    section: str,
-    *,
-    file: str | None = None,
-    text: str | None = None,
-) -> ConfigError:
-    """The first pydantic problem as a ``ConfigError`` naming ``section.field`` (and the YAML
-    line when ``text`` is the file's YAML source)."""
-    first = exc.errors()[0]
-    loc: tuple[str | int, ...] = (section, *first["loc"]) if section else tuple(first["loc"])
-    line = _yaml_line(text, loc) if text is not None else None
-    return ConfigError(first["msg"], file=file, line=line, field=_dotted(loc))
-
-
-def _dotted(loc: Sequence[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
-def _yaml_line(text: str, loc: Sequence[str | int]) -> int | None:
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            hit = next((kv for kv in node.value if kv[0].value == part), None)
-            if hit is None:
-                break
-            line, node = hit[0].start_mark.line + 1, hit[1]
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line

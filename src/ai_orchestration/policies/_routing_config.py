@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ai_orchestration.config import validation_error
 from ai_orchestration.errors import ConfigError
-from ai_orchestration.policies._config import config_error
 
 __all__ = ["ABConfig", "ConditionConfig", "RoutingConfig", "RuleConfig", "VoiceProfile"]
 
@@ -198,22 +198,22 @@ def validate_routing(
     try:
         config = RoutingConfig.model_validate(dict(data or {}))
     except ValidationError as exc:
-        raise _named(config_error(exc, "routing", file=file, text=text), data) from None
+        err = validation_error(exc, file=file, text=text, yaml=True, prefix=("routing",))
+        raise _named(err, exc, data) from None
     problem = _check_rules(config, None if voices is None else set(voices))
     if problem is not None:
         raise ConfigError(problem[1], file=file, field=f"routing.{problem[0]}")
     return config
 
 
-def _named(err: ConfigError, data: Mapping[str, Any] | None) -> ConfigError:
-    """Add the rule's name to a pydantic error located under ``routing.rules[i]``."""
-    f = err.field or ""
-    if not f.startswith("routing.rules[") or data is None:
+def _named(err: ConfigError, exc: ValidationError, data: Mapping[str, Any] | None) -> ConfigError:
+    """Add the rule's name to a pydantic error located under ``rules[i]``."""
+    loc = exc.errors()[0]["loc"]
+    if data is None or len(loc) < 2 or loc[0] != "rules" or not isinstance(loc[1], int):
         return err
     try:
-        i = int(f[len("routing.rules[") : f.index("]")])
-        name = data["rules"][i].get("name")
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        name = data["rules"][loc[1]].get("name")
+    except (KeyError, IndexError, TypeError, AttributeError):
         return err
-    msg = err.message.split(f"{f}: ", 1)[-1]
-    return ConfigError(f"rule {name!r}: {msg}", file=err.file, line=err.line, field=f)
+    msg = err.message.split(f"{err.field}: ", 1)[-1]
+    return ConfigError(f"rule {name!r}: {msg}", file=err.file, line=err.line, field=err.field)
