@@ -209,3 +209,21 @@ def test_yaml_file_errors_carry_file_and_line(tmp_path: Path) -> None:
         Router.from_file(path)
     assert info.value.line == 5 and info.value.field == "routing.rules[0].priority"
     assert "rule 'a'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("app.yaml", "routing:\n  rules:\n    - {name: a, voices: [gpt]\n  default: [gpt]\n", 4),
+        ("app.toml", '[routing]\nrules = [,]\ndefault = ["gpt"]\n', 2),
+        ("app.json", '{"routing": {\n  "default": ["gpt"],\n}}\n', 3),
+    ],
+)
+def test_file_parse_errors_carry_file_and_line(
+    tmp_path: Path, name: str, text: str, line: int
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        Router.from_file(path)
+    assert (info.value.file, info.value.line) == (str(path), line)

@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -463,26 +462,26 @@ def load_routing(
 
 
 def _load_file(path: Path, voices: Sequence[str] | None) -> RoutingConfig:
+    """The file's ``routing`` section (or the whole file), from TOML, YAML or JSON."""
+    from ai_orchestration.config import _parse_file
+
+    is_json = path.suffix.lower() == ".json"
+    data, source = _parse_json(path) if is_json else _parse_file(path)
+    # error lines are looked up in YAML only, under its 'routing:' key
+    yaml_section = "routing" in data and path.suffix.lower() in (".yaml", ".yml")
+    text = source if yaml_section else None
+    return load_routing(data.get("routing", data), voices=voices, file=str(path), text=text)
+
+
+def _parse_json(path: Path) -> tuple[dict[str, Any], str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
-    suffix = path.suffix.lower()
+        raise ConfigError(f"cannot read config file: {exc.strerror}", file=str(path)) from None
     try:
-        if suffix == ".toml":
-            data = tomllib.loads(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-    except Exception as exc:
-        raise ConfigError(f"cannot parse: {exc}", file=str(path)) from None
-    if not isinstance(data, Mapping):
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+    if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping", file=str(path), line=1)
-    section = data.get("routing", data) if "routing" in data else data
-    is_yaml = suffix in (".yaml", ".yml")
-    return load_routing(
-        section, voices=voices, file=str(path), text=text if is_yaml and "routing" in data else None
-    )
+    return data, text
