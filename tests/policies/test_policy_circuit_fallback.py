@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 import pytest
 
 from ai_orchestration._runtime import call_voice
+from ai_orchestration.context import ToolCall
 from ai_orchestration.errors import (
     BadRequestError,
     CircuitOpenError,
     DeadlineExceededError,
     ProviderUnavailableError,
+    VoiceError,
 )
 from ai_orchestration.policies import (
     CircuitPolicy,
@@ -24,7 +27,7 @@ from ai_orchestration.policies import (
     with_policies,
 )
 from ai_orchestration.testing import FakeClock, FaultyVoice, ScriptedVoice, SeededVoice
-from ai_orchestration.voices import VoiceRequest
+from ai_orchestration.voices import Usage, VoiceRequest, VoiceResponse
 
 REQ = VoiceRequest.from_prompt("q")
 SETTINGS = CircuitSettings(failure_rate=0.5, min_calls=4, window_s=10, cooldown_s=30, probes=2)
@@ -186,3 +189,32 @@ async def test_fallback_response_keeps_the_answer() -> None:
     assert isinstance(out, FallbackResponse)
     assert (out.text, out.model, out.answered_by) == ("yes", "scripted:b", "b")
     assert out.fallback_errors == ("a: ProviderUnavailableError: voice 'a': 503",)
+
+
+async def test_fallback_response_carries_every_field_of_the_answer() -> None:
+    answer = VoiceResponse(
+        "yes",
+        usage=Usage(3, 4, 0.5, 1),
+        model="m",
+        finish_reason="stop",
+        latency_s=0.25,
+        parsed={"a": 1},
+        tool_calls=(ToolCall("c1", "f", '{"x": 1}'),),
+        distribution={"yes": 0.9, "no": 0.1},
+        confidence=0.8,
+        raw={"id": "r"},
+    )
+    voice = with_policies(
+        ScriptedVoice("a", [down("a")]), FallbackPolicy([ScriptedVoice("b", [answer])])
+    )
+    out = await voice.respond(REQ)
+    assert isinstance(out, FallbackResponse) and out.answered_by == "b"
+    for f in dataclasses.fields(VoiceResponse):
+        assert getattr(out, f.name) == getattr(answer, f.name), f.name
+
+
+def test_fallback_policy_keeps_a_tuple_and_defaults_to_every_voice_error() -> None:
+    b = ScriptedVoice("b", [])
+    policy = FallbackPolicy([b])
+    assert policy.fallbacks == (b,) and policy.on == (VoiceError,)
+    assert policy == FallbackPolicy((b,)) and hash(policy) == hash(FallbackPolicy((b,)))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ai_orchestration.errors import VoiceError
 from ai_orchestration.policies._wrap import PolicyVoice, note
@@ -28,14 +29,11 @@ class FallbackPolicy:
     ``FallbackResponse`` carrying the same. Deadlines, budgets and cancellation pass through.
     """
 
-    fallbacks: tuple[Voice, ...]
-    on: tuple[type[VoiceError], ...] = field(default=(VoiceError,))
+    fallbacks: Sequence[Voice]
+    on: tuple[type[VoiceError], ...] = (VoiceError,)
 
-    def __init__(
-        self, fallbacks: Sequence[Voice], on: tuple[type[VoiceError], ...] = (VoiceError,)
-    ):
-        object.__setattr__(self, "fallbacks", tuple(fallbacks))
-        object.__setattr__(self, "on", on)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fallbacks", tuple(self.fallbacks))
 
     def wrap(self, voice: Voice) -> Voice:
         return FallbackVoice(voice, self.fallbacks, on=self.on)
@@ -78,18 +76,9 @@ class FallbackVoice(PolicyVoice):
         raise last
 
 
+_RESPONSE_FIELDS = tuple(f.name for f in dataclasses.fields(VoiceResponse))
+
+
 def _answered(response: VoiceResponse, voice: str, errors: tuple[str, ...]) -> FallbackResponse:
-    return FallbackResponse(
-        text=response.text,
-        usage=response.usage,
-        model=response.model,
-        finish_reason=response.finish_reason,
-        latency_s=response.latency_s,
-        parsed=response.parsed,
-        tool_calls=response.tool_calls,
-        distribution=response.distribution,
-        confidence=response.confidence,
-        raw=response.raw,
-        answered_by=voice,
-        fallback_errors=errors,
-    )
+    kept = {name: getattr(response, name) for name in _RESPONSE_FIELDS}
+    return FallbackResponse(**kept, answered_by=voice, fallback_errors=errors)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from ai_orchestration.errors import ProviderUnavailableError, RateLimitedError, VoiceError
-from ai_orchestration.policies._wrap import note_append
+from ai_orchestration.policies._wrap import PolicyVoice, note_append
 from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
 
 __all__ = ["GARBAGE_TEXTS", "Faults", "FaultyVoice", "Latency"]
@@ -70,7 +70,7 @@ class Faults:
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class FaultyVoice:
+class FaultyVoice(PolicyVoice):
     """Wrap ``inner`` and inject ``faults``, drawing from ``random.Random(seed)`` per call.
 
     ``down = True`` simulates a full outage (every call raises ``ProviderUnavailableError``).
@@ -87,17 +87,12 @@ class FaultyVoice:
         sleep: Sleep = asyncio.sleep,
         name: str | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner, name=name)
         self.faults = faults
         self.down = False
         self.injected: Counter[str] = Counter()
-        self._name = name if name is not None else inner.name
         self._rng = random.Random(seed)
         self._sleep = sleep
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def _draw(self) -> str | type[VoiceError]:
         u = self._rng.random()
