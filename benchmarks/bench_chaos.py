@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ai_orchestration._runtime import RunState, run_scope
@@ -127,12 +127,8 @@ class Tally:
     orphan_tasks: int = 0
     faulty_calls: int = 0
     untraced_faults: int = 0
-    typed_errors: Counter[str] | None = None
-    latencies: list[float] | None = None
-
-    def __post_init__(self) -> None:
-        self.typed_errors = Counter()
-        self.latencies = []
+    typed_errors: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
 
 
 def _untraced(trace: Trace) -> tuple[int, int]:
@@ -164,7 +160,6 @@ async def run_phase(s: ChaosSettings, chaos: bool) -> Tally:
         try:
             result = await wf.run(req)
         except AiOrchestrationError as exc:
-            assert tally.typed_errors is not None
             tally.typed_errors[type(exc).__name__] += 1
         except Exception:
             tally.unhandled += 1
@@ -176,7 +171,6 @@ async def run_phase(s: ChaosSettings, chaos: bool) -> Tally:
             tally.faulty_calls += faulty
             tally.untraced_faults += untraced
         elapsed = time.perf_counter() - started
-        assert tally.latencies is not None
         tally.latencies.append(elapsed)
         tally.deadline_misses += elapsed > s.run_deadline_s + s.deadline_grace_s
 
@@ -221,7 +215,6 @@ async def run_chaos(s: ChaosSettings) -> dict[str, Any]:
     clean = await run_phase(s, chaos=False)
     chaos = await run_phase(s, chaos=True)
     overhead = await policy_overhead_us()
-    assert chaos.latencies is not None and chaos.typed_errors is not None
     lat = sorted(chaos.latencies)
     return {
         "runs": s.runs,

@@ -227,3 +227,28 @@ def test_file_parse_errors_carry_file_and_line(
     with pytest.raises(ConfigError) as info:
         Router.from_file(path)
     assert (info.value.file, info.value.line) == (str(path), line)
+
+
+def test_an_edit_made_while_the_file_is_read_is_reloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ai_orchestration import routing
+
+    path = tmp_path / "app.yaml"
+    path.write_text("routing:\n  rules:\n    - {name: a, voices: [gpt]}\n")
+    load = routing._load_file
+
+    def load_then_edit(p: Path, voices: Any) -> Any:
+        config = load(p, voices)
+        p.write_text("routing:\n  rules:\n    - {name: a, voices: [claude]}\n")
+        st = p.stat()
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        return config
+
+    monkeypatch.setattr(routing, "_load_file", load_then_edit)
+    clock = FakeClock()
+    r = Router.from_file(path, voices=VOICES, clock=clock, check_interval=1.0)
+    monkeypatch.setattr(routing, "_load_file", load)
+    assert r.select("x").voice == "gpt"
+    clock.advance(1.0)
+    assert r.select("x").voice == "claude"

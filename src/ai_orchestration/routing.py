@@ -32,7 +32,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -179,11 +179,13 @@ def mismatch(rule: RuleConfig, ri: RouteInput) -> str | None:
     if w.tags_all is not None and not set(w.tags_all) <= ri.tags:
         return f"not all of tags {w.tags_all} in {sorted(ri.tags)}"
     for key, expected in w.fields.items():
-        if not _matches_value(_lookup(ri.fields, key), expected):
-            return f"field {key}={_lookup(ri.fields, key)!r} is not {expected!r}"
+        actual = _lookup(ri.fields, key)
+        if not _matches_value(actual, expected):
+            return f"field {key}={actual!r} is not {expected!r}"
     for key, expected in w.metadata.items():
-        if not _matches_value(_lookup(ri.metadata, key), expected):
-            return f"metadata {key}={_lookup(ri.metadata, key)!r} is not {expected!r}"
+        actual = _lookup(ri.metadata, key)
+        if not _matches_value(actual, expected):
+            return f"metadata {key}={actual!r} is not {expected!r}"
     if w.pattern is not None and not re.search(w.pattern, ri.text):
         return f"text does not match {w.pattern!r}"
     return None
@@ -243,7 +245,13 @@ class Router:
         """Load the file's ``routing`` section (or the whole file) and watch it for changes."""
         p = Path(path)
         names = None if voices is None else tuple(voices)
-        return cls(_load_file(p, names), path=p, known_voices=names, **kw)
+        try:  # before reading: an edit made while we read is picked up by the next check
+            mtime = p.stat().st_mtime_ns
+        except OSError:
+            mtime = 0  # _load_file says what is wrong
+        router = cls(_load_file(p, names), path=p, known_voices=names, **kw)
+        router._mtime = mtime
+        return router
 
     # --- hot reload ------------------------------------------------------------------------
 
@@ -337,7 +345,7 @@ class Router:
                 trail=tuple(trail),
             )  # fmt: skip
         if unhealthy is not None:
-            return dataclass_replace(unhealthy, trail=tuple(trail))
+            return replace(unhealthy, trail=tuple(trail))
         if default:
             return RouteDecision(
                 default[0], None, tuple(default[1:]), "default", tuple(skipped), False,
@@ -440,12 +448,6 @@ class Router:
 def _quality(profiles: Mapping[str, Any], voice: str) -> float:
     prof = profiles.get(voice)
     return 1.0 if prof is None else float(prof.quality)
-
-
-def dataclass_replace(d: RouteDecision, **changes: Any) -> RouteDecision:
-    import dataclasses
-
-    return dataclasses.replace(d, **changes)
 
 
 def load_routing(

@@ -199,9 +199,6 @@ class CircuitRegistry:
             cb = self._by_key[key] = CircuitBreaker(key, settings or CircuitSettings(), clock)
         return cb
 
-    def peek(self, key: str) -> CircuitBreaker | None:
-        return self._by_key.get(key)
-
     def available(self, key: str) -> bool:
         """True unless ``key``'s circuit exists and refuses calls now."""
         cb = self._by_key.get(key)
