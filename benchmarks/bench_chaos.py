@@ -127,6 +127,7 @@ class Tally:
     orphan_tasks: int = 0
     faulty_calls: int = 0
     untraced_faults: int = 0
+    injected_faults: int = 0
     typed_errors: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
 
@@ -148,7 +149,7 @@ def _untraced(trace: Trace) -> tuple[int, int]:
 async def run_phase(s: ChaosSettings, chaos: bool) -> Tally:
     """Run ``s.runs`` workflow runs, ``s.concurrency`` at a time."""
     voice_stats.reset()
-    voices, _ = build_voices(s, chaos)
+    voices, faulty = build_voices(s, chaos)
     wf = WorkflowBuilder("chaos", timeout=s.run_deadline_s).consensus("vote", voices).build()
     tally = Tally()
     loop = asyncio.get_running_loop()
@@ -181,6 +182,7 @@ async def run_phase(s: ChaosSettings, chaos: bool) -> Tally:
                 tg.create_task(one(i))
         tally.orphan_tasks += len(asyncio.all_tasks() - {me})  # type: ignore[operator]
     loop.set_exception_handler(None)
+    tally.injected_faults = sum(n for fv in faulty for k, n in fv.injected.items() if k != "ok")
     return tally
 
 

@@ -176,9 +176,11 @@ async def test_fallback_tries_in_order_and_raises_last_when_all_fail() -> None:
 
 async def test_fallback_does_not_swallow_deadlines() -> None:
     a = ScriptedVoice("a", [DeadlineExceededError("late", scope="run", timeout=1.0)])
-    voice = with_policies(a, FallbackPolicy([ScriptedVoice("b", ["never"])]))
+    b = ScriptedVoice("b", ["never"])
+    voice = with_policies(a, FallbackPolicy([b]))
     with pytest.raises(DeadlineExceededError):
         await voice.respond(REQ)
+    assert b.requests == []  # the fallback was never asked
 
 
 async def test_fallback_response_keeps_the_answer() -> None:
