@@ -2,8 +2,10 @@
 and answer garbage on 5 %, run 1,000 times behind the reliability policies.
 
 Reports whether every run ended with a result or a typed error within its deadline, orphan
-tasks, whether every injected fault left a trace, accuracy against the fault-free run, and the
-policies' overhead per voice call with no faults (vs the bare voice, same process).
+tasks, whether every injected fault left a trace, accuracy against the questions' true answers
+in a fault-free phase and in the chaos phase, and the policies' overhead per voice call with no
+faults (vs the bare voice, same process; both called directly, so the engine's ``call_voice``
+seam and its stats recording are in neither figure).
 Run: ``python -m benchmarks chaos``.
 """
 
@@ -191,7 +193,8 @@ def _count_unhandled(tally: Tally) -> None:
 
 
 async def policy_overhead_us(n: int = 4_000, reps: int = 25) -> dict[str, float]:
-    """Per-call cost of the full policy stack with no faults, vs the bare voice."""
+    """Per-call cost of the full policy stack with no faults, vs the bare voice; both are
+    called with ``respond()``, so ``call_voice`` (span, budget, stats recording) is excluded."""
     s = ChaosSettings()
     bare = SeededVoice("bare", choices=CHOICES, truth=truth)
     wrapped = policy_stack(
