@@ -163,3 +163,49 @@ def test_policies_naming_an_unknown_voice_fail_at_construction(tmp_path: Path) -
             {"state_dir": str(tmp_path), "policies": {"voices": {"ghost": {}}}},
             voices=[fixed("a", "x")],
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("c.yaml", "policies:\n  defaults:\n    retry:\n      max_attempts: -1\n", 4),
+        ("c.toml", "[policies.defaults.retry]\nmax_attempts = -1\n", 2),
+    ],
+)
+def test_policy_errors_from_a_config_file_name_file_and_line(
+    tmp_path: Path, name: str, text: str, line: int
+) -> None:
+    from ai_orchestration import ConfigError
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        AiOrchestration(path, voices=[fixed("a", "x")])
+    assert (info.value.file, info.value.line) == (str(path), line)
+    assert info.value.field == "policies.defaults.retry.max_attempts"
+
+
+def test_policies_budget_is_applied(tmp_path: Path) -> None:
+    from ai_orchestration import BudgetExceededError
+
+    cfg = {
+        "state_dir": str(tmp_path),
+        "consensus": {"method": "majority", "embed": "none"},
+        "policies": {"budget": {"max_calls": 1}},
+    }
+    system = AiOrchestration(cfg, voices=[fixed("a", "x"), fixed("b", "x")])
+    with pytest.raises(BudgetExceededError, match="voice-call budget of 1"):
+        system.process("q")
+    system.close()
+
+
+def test_a_budget_in_two_places_is_a_config_error(tmp_path: Path) -> None:
+    from ai_orchestration import ConfigError
+
+    cfg = {
+        "state_dir": str(tmp_path),
+        "budget": {"max_calls": 5},
+        "policies": {"budget": {"max_calls": 1}},
+    }
+    with pytest.raises(ConfigError, match=r"both in \[budget\] and in \[policies\.budget\]"):
+        AiOrchestration(cfg, voices=[fixed("a", "x")])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ from ai_orchestration.workflow import Adaptive, All, Deadline, FirstSuccess, Joi
 
 __all__ = [
     "BudgetConfig",
+    "ConfigSource",
     "ConsensusConfig",
     "OrchestrationConfig",
     "RunConfig",
@@ -40,6 +42,7 @@ __all__ = [
     "VoiceConfig",
     "load_config",
     "parse_join",
+    "read_config",
 ]
 
 METHODS = ("majority", "weighted", "bayesian", "attention", "logpool", "dempster_shafer")
@@ -233,23 +236,42 @@ def validation_error(
     return ConfigError(msg, file=file, line=line, field=_field_path(loc) or None)
 
 
-def load_config(
+@dataclass(frozen=True, slots=True)
+class ConfigSource:
+    """Where a configuration came from, so later checks can name the file and line."""
+
+    file: str | None = None
+    text: str | None = None
+
+    @property
+    def yaml(self) -> bool:
+        return self.file is not None and Path(self.file).suffix.lower() in (".yaml", ".yml")
+
+
+def read_config(
     source: str | Path | Mapping[str, Any] | OrchestrationConfig | None,
-) -> OrchestrationConfig:
-    """Load and validate configuration from a file path, a mapping, or an object."""
+) -> tuple[OrchestrationConfig, ConfigSource]:
+    """Load and validate configuration; also say where it came from."""
     if source is None:
-        return OrchestrationConfig()
+        return OrchestrationConfig(), ConfigSource()
     if isinstance(source, OrchestrationConfig):
-        return source
+        return source, ConfigSource()
     if isinstance(source, Mapping):
         try:
-            return OrchestrationConfig.model_validate(dict(source))
+            return OrchestrationConfig.model_validate(dict(source)), ConfigSource()
         except ValidationError as exc:
             raise validation_error(exc) from None
     path = Path(source)
     data, text = _parse_file(path)
+    where = ConfigSource(str(path), text)
     try:
-        return OrchestrationConfig.model_validate(data)
+        return OrchestrationConfig.model_validate(data), where
     except ValidationError as exc:
-        is_yaml = path.suffix.lower() in (".yaml", ".yml")
-        raise validation_error(exc, file=str(path), text=text, yaml=is_yaml) from None
+        raise validation_error(exc, file=where.file, text=text, yaml=where.yaml) from None
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | OrchestrationConfig | None,
+) -> OrchestrationConfig:
+    """Load and validate configuration from a file path, a mapping, or an object."""
+    return read_config(source)[0]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ai_orchestration._runtime import Budget
-from ai_orchestration.errors import InputError
+from ai_orchestration.errors import ConfigError, InputError
 from ai_orchestration.tracing import JsonlAuditProcessor, SpanProcessor, Trace
 from ai_orchestration.voices import Usage, Voice
 from ai_orchestration.workflow import Workflow, WorkflowBuilder
@@ -115,12 +115,13 @@ class AiOrchestration:
         voices: Sequence[Voice] | None = None,
         processors: Sequence[SpanProcessor] = (),
     ) -> None:
-        from ai_orchestration.config import load_config
+        from ai_orchestration.config import read_config
 
-        self.config = load_config(config)
+        self.config, self._source = read_config(config)
         self.state_dir = Path(self.config.state_dir)
         self._given: list[Voice] | None = list(voices) if voices is not None else None
         self._voices: list[Voice] | None = None
+        self._policy_budget: Budget | None = None
         self._workflow: Workflow | None = None
         self._store: Store | None = None
         self._tracker: Any = None
@@ -153,7 +154,17 @@ class AiOrchestration:
         from ai_orchestration.policies import PoliciesConfig, build_voices
 
         names = [v.name for v in voices]
-        policies = PoliciesConfig.load(self.config.policies, voices=names)
+        src = self._source
+        policies = PoliciesConfig.load(
+            self.config.policies, voices=names, file=src.file, text=src.text, yaml=src.yaml
+        )
+        self._policy_budget = policies.budget_limits()
+        if self._policy_budget is not None and self.config.budget is not None:
+            raise ConfigError(
+                "a budget is set both in [budget] and in [policies.budget]; keep one",
+                file=src.file,
+                field="policies.budget",
+            )
         wrapped = build_voices(policies, {v.name: v for v in voices})
         return [wrapped[n] for n in names]
 
@@ -253,9 +264,10 @@ class AiOrchestration:
     async def aprocess(self, input_data: str | Mapping[str, Any]) -> Result:
         """Answer one input: ask every voice, fuse their votes, record the run."""
         inp = self._check_input(input_data)
+        workflow = self.workflow  # builds the voices, and with them any policies budget
         b = self.config.budget
-        budget = Budget(**b.model_dump()) if b is not None else None
-        run = await self.workflow.run(
+        budget = Budget(**b.model_dump()) if b is not None else self._policy_budget
+        run = await workflow.run(
             inp,
             processors=self._processors,
             tracing=self.config.tracing.enabled,

@@ -153,14 +153,15 @@ class PoliciesConfig(_Model):
         voices: Iterable[str] | None = None,
         file: str | None = None,
         text: str | None = None,
+        yaml: bool = True,
     ) -> PoliciesConfig:
         """Validate ``data`` (and, given ``voices``, every voice name it mentions); ``text``,
-        the file's YAML source, puts line numbers on errors."""
+        the file's source (YAML, or TOML with ``yaml=False``), puts line numbers on errors."""
         try:
             config = cls.model_validate(dict(data or {}))
         except ValidationError as exc:
             raise validation_error(
-                exc, file=file, text=text, yaml=True, prefix=("policies",)
+                exc, file=file, text=text, yaml=yaml, prefix=("policies",)
             ) from None
         if voices is not None:
             config.check_voices(voices, file=file)
