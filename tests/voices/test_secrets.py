@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from _wire import FAKE_KEY, Recorder, json_response
+from _wire import FAKE_KEY, Recorder, json_response, sse, sse_response
 
 from ai_orchestration._runtime import RunState, call_voice, run_scope
 from ai_orchestration.errors import AuthenticationError, VoiceError
@@ -36,17 +37,31 @@ PROVIDERS: dict[str, tuple[type, str]] = {
 }
 
 
-def echoing(request: httpx.Request) -> httpx.Response:
-    """A provider that quotes the key it received back in its error (some do, partially)."""
-    sent = (
-        request.headers.get("authorization", "").removeprefix("Bearer ")
-        or request.headers.get("x-api-key")
-        or request.headers.get("x-goog-api-key")
-    )
-    msg = (
-        f"Incorrect API key provided: {sent}. Request {request.url} header {dict(request.headers)}"
-    )
-    return json_response({"error": {"message": msg, "type": "invalid_request_error"}}, 401)
+def echoing(shape: str) -> Callable[[httpx.Request], httpx.Response]:
+    """A provider that quotes the key it received back in its error (some do, partially).
+
+    ``shape``: ``status`` answers 401; ``body`` puts the error envelope in a 200 body; ``stream``
+    sends it as a server-sent event (Anthropic's shape, which also carries ``"error"``).
+    """
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent = (
+            request.headers.get("authorization", "").removeprefix("Bearer ")
+            or request.headers.get("x-api-key")
+            or request.headers.get("x-goog-api-key")
+        )
+        msg = (
+            f"Incorrect API key provided: {sent}. "
+            f"Request {request.url} header {dict(request.headers)}"
+        )
+        if shape == "status":
+            return json_response({"error": {"message": msg, "type": "invalid_request_error"}}, 401)
+        envelope = {"type": "error", "error": {"message": msg, "type": "authentication_error"}}
+        if shape == "body":
+            return json_response(envelope)
+        return sse_response(sse([envelope]))
+
+    return answer
 
 
 def _assert_clean(text: str) -> None:
@@ -69,16 +84,18 @@ async def _traced_failure(voice: Any) -> tuple[VoiceError, list[bytes]]:
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
 @pytest.mark.parametrize("key", [FAKE_KEY, PLAIN_KEY])
 @pytest.mark.parametrize("source", ["argument", "environment"])
+@pytest.mark.parametrize("shape", ["status", "body"])
 async def test_key_never_leaks(
     provider: str,
     key: str,
     source: str,
+    shape: str,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     cls, env = PROVIDERS[provider]
     caplog.set_level(logging.DEBUG)
-    rec = Recorder(echoing)
+    rec = Recorder(echoing(shape))
     if source == "environment":
         monkeypatch.setenv(env, key)
         voice = cls("model-x", transport=rec.transport)
@@ -100,6 +117,20 @@ async def test_key_never_leaks(
     for line in lines:
         _assert_clean(line.decode())
     assert b"AuthenticationError" in lines[-1] or any(b"AuthenticationError" in x for x in lines)
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+@pytest.mark.parametrize("key", [FAKE_KEY, PLAIN_KEY])
+async def test_key_never_leaks_from_a_stream_error_event(provider: str, key: str) -> None:
+    cls, _ = PROVIDERS[provider]
+    voice = cls("model-x", api_key=key, transport=Recorder(echoing("stream")).transport)
+    with pytest.raises(AuthenticationError) as info:
+        async for _ in voice.stream(VoiceRequest.from_prompt("hello")):
+            pass
+    assert "Incorrect API key provided" in str(info.value)
+    _assert_clean(str(info.value))
+    _assert_clean(repr(info.value.args))
+    _assert_clean(str(pickle.loads(pickle.dumps(info.value))))
 
 
 async def test_key_never_in_transport_error_text() -> None:

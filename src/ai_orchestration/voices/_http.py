@@ -1,11 +1,11 @@
 """HTTP plumbing shared by the provider adapters: pooled clients, keys, errors, SSE, network guard.
 
 Adapters build a JSON body and parse a JSON payload; everything between (the pooled
-``httpx.AsyncClient``, timeouts, the API key header, mapping httpx errors and HTTP statuses to
-the typed ``VoiceError`` family, decoding server-sent events) lives here so every provider
-behaves the same way on bad input. The key never sits in a message, a repr or a log line: it is
-held by :class:`Secret`, added to the request by an ``httpx.Auth`` flow and scrubbed from any
-text that leaves this module.
+``httpx.AsyncClient``, timeouts, the API key header, mapping httpx errors, HTTP statuses and
+error objects in 200 bodies or stream events to the typed ``VoiceError`` family, decoding
+server-sent events) lives here so every provider behaves the same way on bad input. The key
+never sits in a message, a repr or a log line: it is held by :class:`Secret`, added to the
+request by an ``httpx.Auth`` flow and scrubbed from any text that leaves this module.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ __all__ = [
     "error_for_payload",
     "error_for_status",
     "is_loopback",
-    "json_events",
     "merge_settings",
     "network_guard",
     "parse_json_output",
@@ -366,7 +365,7 @@ def _transport_error(
     return ProviderUnavailableError(f"connection to {where} failed ({detail})", voice=voice)
 
 
-def _decode_json(body: bytes, *, voice: str, provider: str) -> Any:
+def _decode_json(body: bytes, *, voice: str, provider: str, secrets: tuple[str, ...]) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -377,7 +376,15 @@ def _decode_json(body: bytes, *, voice: str, provider: str) -> Any:
         else:
             snippet = _short(body[:120].decode("utf-8", "replace"))
             what = f"invalid JSON ({exc.msg} at {exc.pos}: {snippet})"
-        raise MalformedResponseError(f"{provider} answered {what}", voice=voice) from None
+        message = redact_text(f"{provider} answered {what}", secrets)
+        raise MalformedResponseError(message, voice=voice) from None
+
+
+def _is_error_envelope(payload: Any) -> bool:
+    """An error object where an answer was expected (a 200 body or a stream event)."""
+    if isinstance(payload, list) and payload:  # Gemini streams may wrap errors in a list
+        payload = payload[0]
+    return isinstance(payload, dict) and ("error" in payload or payload.get("type") == "error")
 
 
 # --- server-sent events --------------------------------------------------------------------
@@ -428,18 +435,6 @@ class SseDecoder:
     def pending(self) -> bool:
         """True when an event was started but never terminated by a blank line."""
         return bool(self._data)
-
-
-async def json_events(
-    events: AsyncGenerator[SseEvent, None], *, voice: str, provider: str
-) -> AsyncGenerator[tuple[str, Any], None]:
-    """Decode each event's data as JSON; ``[DONE]`` passes through as that string."""
-    async with aclosing(events):  # `async for` alone would leave ``events`` unclosed
-        async for ev in events:
-            if ev.data == "[DONE]":
-                yield ev.event, "[DONE]"
-            else:
-                yield ev.event, _decode_json(ev.data.encode(), voice=voice, provider=provider)
 
 
 async def _let_finalizers_run() -> None:
@@ -511,6 +506,15 @@ class HttpSession:
     def _where(self) -> str:
         return f"{self.provider} at {self.base_url}"
 
+    def _decode(self, body: bytes, secrets: tuple[str, ...]) -> Any:
+        """The JSON in ``body``; an error envelope raises its typed error, with keys scrubbed."""
+        payload = _decode_json(body, voice=self.voice, provider=self.provider, secrets=secrets)
+        if _is_error_envelope(payload):
+            raise error_for_payload(
+                payload, voice=self.voice, provider=self.provider, secrets=secrets
+            )
+        return payload
+
     async def post_json(self, path: str, body: Any, *, limit_s: float | None = None) -> Any:
         """POST ``body`` as JSON and return the decoded JSON answer, or raise a typed error."""
         auth, secrets = self._prepare()
@@ -538,15 +542,16 @@ class HttpSession:
                 provider=self.provider,
                 secrets=secrets,
             )
-        return _decode_json(resp.content, voice=self.voice, provider=self.provider)
+        return self._decode(resp.content, secrets)
 
-    async def stream_events(
+    async def stream_json(
         self, path: str, body: Any, *, limit_s: float | None = None
-    ) -> AsyncGenerator[SseEvent, None]:
-        """POST ``body`` and yield the server-sent events of the answer.
+    ) -> AsyncGenerator[tuple[str, Any], None]:
+        """POST ``body`` and yield ``(event type, decoded JSON data)`` per server-sent event.
 
-        ``limit_s`` (default: the session timeout) bounds the whole stream, not only each read.
-        A stream cut mid-event raises ``MalformedResponseError``.
+        ``[DONE]`` passes through as that string; an error object in the stream raises its typed
+        error. ``limit_s`` (default: the session timeout) bounds the whole stream, not only each
+        read. A stream cut mid-event raises ``MalformedResponseError``.
         """
         auth, secrets = self._prepare()
         limit = limit_s or self.timeout
@@ -564,7 +569,10 @@ class HttpSession:
                 await self._check_stream_start(resp, secrets)
                 async with aclosing(self._events(resp, limit)) as events:
                     async for event in events:
-                        yield event
+                        if event.data == "[DONE]":
+                            yield event.event, "[DONE]"
+                        else:
+                            yield event.event, self._decode(event.data.encode(), secrets)
             finished = True
         except (httpx.HTTPError, TimeoutError) as exc:
             raise _transport_error(
@@ -610,9 +618,8 @@ class HttpSession:
         ctype = resp.headers.get("content-type", "")
         if "text/event-stream" in ctype:
             return
-        body = await resp.aread()
-        payload = _decode_json(body, voice=self.voice, provider=self.provider)
-        if _error_fields(payload)[0]:  # a JSON error object instead of a stream
+        payload = self._decode(await resp.aread(), secrets)  # raises on an error object
+        if _error_fields(payload)[0]:  # an error object in another shape
             raise error_for_payload(
                 payload, voice=self.voice, provider=self.provider, secrets=secrets
             )

@@ -27,8 +27,6 @@ from ai_orchestration.voices._http import (
     HttpSession,
     Secret,
     choices_schema,
-    error_for_payload,
-    json_events,
     merge_settings,
     parse_json_output,
     pick_choice,
@@ -117,12 +115,10 @@ class AnthropicVoice:
         input_tokens = output_tokens = 0
         finish: str | None = None
         stopped = False
-        events = self._http.stream_events("/messages", body, limit_s=limit)
-        async with aclosing(json_events(events, voice=self._name, provider="anthropic")) as evs:
+        evs = self._http.stream_json("/messages", body, limit_s=limit)
+        async with aclosing(evs):
             async for _, ev in evs:
                 kind = ev.get("type") if isinstance(ev, dict) else None
-                if kind == "error":
-                    raise error_for_payload(ev, voice=self._name, provider="anthropic")
                 if kind == "message_start":
                     usage = ev["message"].get("usage") or {}
                     input_tokens = _input_tokens(usage)
@@ -201,8 +197,6 @@ class AnthropicVoice:
     # --- response --------------------------------------------------------------------------
 
     def _parse(self, payload: Any, request: VoiceRequest, latency: float) -> VoiceResponse:
-        if payload.get("type") == "error":
-            raise error_for_payload(payload, voice=self._name, provider="anthropic")
         texts: list[str] = []
         calls: list[ToolCall] = []
         answer: Any = None

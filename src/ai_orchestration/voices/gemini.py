@@ -26,8 +26,6 @@ from ai_orchestration.voices._http import (
     ApiKey,
     HttpSession,
     Secret,
-    error_for_payload,
-    json_events,
     merge_settings,
     parse_json_output,
     pick_choice,
@@ -167,11 +165,11 @@ class GeminiVoice:
         path = f"/models/{self.model}:streamGenerateContent?alt=sse"
         finish: str | None = None
         usage: Usage | None = None
-        events = self._http.stream_events(path, body, limit_s=limit)
-        async with aclosing(json_events(events, voice=self._name, provider="gemini")) as chunks:
+        chunks = self._http.stream_json(path, body, limit_s=limit)
+        async with aclosing(chunks):
             async for _, chunk in chunks:
-                if not isinstance(chunk, dict) or "error" in chunk:
-                    raise error_for_payload(chunk, voice=self._name, provider="gemini")
+                if not isinstance(chunk, dict):
+                    raise MalformedResponseError(f"gemini sent {chunk!r}", voice=self._name)
                 self._check_blocked(chunk)
                 for candidate in chunk.get("candidates") or ():
                     text = _text((candidate.get("content") or {}).get("parts") or ())
@@ -244,8 +242,6 @@ class GeminiVoice:
             raise BadRequestError(f"gemini blocked the prompt ({reason})", voice=self._name)
 
     def _parse(self, payload: Any, request: VoiceRequest, latency: float) -> VoiceResponse:
-        if "error" in payload:
-            raise error_for_payload(payload, voice=self._name, provider="gemini")
         self._check_blocked(payload)
         candidates = payload.get("candidates")
         if not candidates:

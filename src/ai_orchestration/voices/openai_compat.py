@@ -31,9 +31,7 @@ from ai_orchestration.voices._http import (
     HttpSession,
     Secret,
     choices_schema,
-    error_for_payload,
     is_loopback,
-    json_events,
     merge_settings,
     parse_json_output,
     pick_choice,
@@ -157,16 +155,14 @@ class OpenAICompatVoice:
         usage: Usage | None = None
         done = False
         provider = self.options.provider
-        events = self._http.stream_events("/chat/completions", body, limit_s=limit)
-        async with aclosing(json_events(events, voice=self._name, provider=provider)) as chunks:
+        chunks = self._http.stream_json("/chat/completions", body, limit_s=limit)
+        async with aclosing(chunks):
             async for _, chunk in chunks:
                 if chunk == "[DONE]":
                     done = True
                     continue
                 if not isinstance(chunk, dict):
                     raise MalformedResponseError(f"{provider} sent {chunk!r}", voice=self._name)
-                if "error" in chunk:
-                    raise error_for_payload(chunk, voice=self._name, provider=provider)
                 if chunk.get("usage"):
                     usage = self._usage(chunk["usage"])
                 for choice in chunk.get("choices") or ():
@@ -243,8 +239,6 @@ class OpenAICompatVoice:
 
     def _parse(self, payload: Any, request: VoiceRequest, latency: float) -> VoiceResponse:
         provider = self.options.provider
-        if isinstance(payload, dict) and "error" in payload:
-            raise error_for_payload(payload, voice=self._name, provider=provider)
         choices = payload["choices"]
         if not choices:
             raise MalformedResponseError(
