@@ -437,14 +437,6 @@ class SseDecoder:
         return bool(self._data)
 
 
-async def _let_finalizers_run() -> None:
-    # httpx reads a body through a chain of async generators; leaving a stream early closes only
-    # the outermost, and asyncio finalises the rest in tasks scheduled one loop turn at a time.
-    # Letting those run now keeps an abandoned stream from outliving the call that opened it.
-    for _ in range(16):
-        await asyncio.sleep(0)
-
-
 # --- the session ---------------------------------------------------------------------------
 
 
@@ -556,7 +548,6 @@ class HttpSession:
         auth, secrets = self._prepare()
         limit = limit_s or self.timeout
         client = _client_for(self.transport)
-        finished = False
         try:
             async with client.stream(
                 "POST",
@@ -573,14 +564,10 @@ class HttpSession:
                             yield event.event, "[DONE]"
                         else:
                             yield event.event, self._decode(event.data.encode(), secrets)
-            finished = True
         except (httpx.HTTPError, TimeoutError) as exc:
             raise _transport_error(
                 exc, voice=self.voice, where=self._where(), secrets=secrets
             ) from exc
-        finally:
-            if not finished:
-                await _let_finalizers_run()
 
     async def _events(self, resp: httpx.Response, limit: float) -> AsyncGenerator[SseEvent, None]:
         deadline = time.monotonic() + limit
