@@ -17,10 +17,10 @@ import os
 import re
 import time
 import weakref
-from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "ApiKey",
     "HttpSession",
+    "HttpVoice",
     "NetworkBlockedError",
     "Secret",
     "SseDecoder",
@@ -62,6 +63,7 @@ __all__ = [
 DEFAULT_TIMEOUT: Final = 60.0
 _MAX_MESSAGE = 300
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
+_T = TypeVar("_T")
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -104,6 +106,19 @@ class ApiKey:
     value: Secret | None = None
     env: str | None = None
     required: bool = True
+
+    @classmethod
+    def given(
+        cls,
+        header: str,
+        api_key: str | None,
+        env: str | None,
+        *,
+        prefix: str = "",
+        required: bool = True,
+    ) -> ApiKey:
+        """``api_key`` when given, else the ``env`` variable read at call time."""
+        return cls(header, prefix, Secret(api_key) if api_key else None, env, required)
 
     def resolve(self, voice: str) -> Secret | None:
         if self.value is not None:
@@ -536,6 +551,26 @@ class HttpSession:
             )
         return self._decode(resp.content, secrets)
 
+    async def post_parsed(
+        self,
+        path: str,
+        body: Any,
+        parse: Callable[[Any, float], _T],
+        *,
+        limit_s: float | None = None,
+    ) -> _T:
+        """:meth:`post_json`, then ``parse(payload, latency_s)``; a payload of an unexpected shape
+        (``parse`` raising ``KeyError``, ``TypeError``…) is a ``MalformedResponseError``."""
+        started = time.perf_counter()
+        payload = await self.post_json(path, body, limit_s=limit_s)
+        latency = time.perf_counter() - started
+        try:
+            return parse(payload, latency)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise MalformedResponseError(
+                f"{self.provider} answer has an unexpected shape ({exc!r})", voice=self.voice
+            ) from None
+
     async def stream_json(
         self, path: str, body: Any, *, limit_s: float | None = None
     ) -> AsyncGenerator[tuple[str, Any], None]:
@@ -613,6 +648,24 @@ class HttpSession:
         raise MalformedResponseError(
             f"{self.provider} answered {ctype or 'no content type'} instead of an event stream",
             voice=self.voice,
+        )
+
+
+class HttpVoice:
+    """Base of the HTTP adapters: a name, a model and the session that reaches it."""
+
+    model: str
+    _name: str
+    _http: HttpSession
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self._name!r}, model={self.model!r}, "
+            f"base_url={self._http.base_url!r})"
         )
 
 

@@ -11,7 +11,6 @@ request or the voice's settings say otherwise.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -20,17 +19,18 @@ import httpx
 import orjson
 
 from ai_orchestration.context import Message, ToolCall
-from ai_orchestration.errors import BadRequestError, MalformedResponseError
+from ai_orchestration.errors import MalformedResponseError
 from ai_orchestration.voices._http import (
     DEFAULT_TIMEOUT,
     ApiKey,
     HttpSession,
-    Secret,
+    HttpVoice,
     choices_schema,
     merge_settings,
     parse_json_output,
     pick_choice,
 )
+from ai_orchestration.voices._structured import check_structured, system_texts, tool_parameters
 from ai_orchestration.voices._types import (
     Usage,
     VoiceDelta,
@@ -48,7 +48,7 @@ _ANSWER_TOOL = "structured_answer"
 _DEFAULT_MAX_TOKENS = 1024
 
 
-class AnthropicVoice:
+class AnthropicVoice(HttpVoice):
     """A Claude model through the Messages API; the key comes from ``ANTHROPIC_API_KEY``."""
 
     provider = "anthropic"
@@ -71,43 +71,24 @@ class AnthropicVoice:
         self._name = name or model
         self.settings = settings or VoiceSettings()
         self.prices = prices or DEFAULT_TABLE
-        key = ApiKey(
-            header="x-api-key",
-            value=Secret(api_key) if api_key else None,
-            env=api_key_env,
-            required=True,
-        )
         self._http = HttpSession(
             voice=self._name,
             provider=self.provider,
             base_url=base_url,
-            key=key,
+            key=ApiKey.given("x-api-key", api_key, api_key_env),
             headers={"anthropic-version": ANTHROPIC_VERSION, **(headers or {})},
             timeout=timeout,
             transport=transport,
         )
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def __repr__(self) -> str:
-        return (
-            f"AnthropicVoice(name={self._name!r}, model={self.model!r}, "
-            f"base_url={self._http.base_url!r})"
-        )
-
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
         body, limit = self._body(request, stream=False)
-        started = time.perf_counter()
-        payload = await self._http.post_json("/messages", body, limit_s=limit)
-        latency = time.perf_counter() - started
-        try:
-            return self._parse(payload, request, latency)
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-            raise MalformedResponseError(
-                f"anthropic answer has an unexpected shape ({exc!r})", voice=self._name
-            ) from None
+        return await self._http.post_parsed(
+            "/messages",
+            body,
+            lambda payload, latency: self._parse(payload, request, latency),
+            limit_s=limit,
+        )
 
     async def stream(self, request: VoiceRequest) -> AsyncIterator[VoiceDelta]:
         """Yield text deltas (or the forced tool's JSON as it arrives), then a final delta."""
@@ -143,9 +124,7 @@ class AnthropicVoice:
 
     def _body(self, request: VoiceRequest, *, stream: bool) -> tuple[dict[str, Any], float | None]:
         s = merge_settings(self.settings, request.settings)
-        system = [m.content for m in request.messages if m.role == "system"]
-        if request.instructions:
-            system.insert(0, request.instructions)
+        system = system_texts(request)
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": s.max_tokens or _DEFAULT_MAX_TOKENS,
@@ -158,7 +137,7 @@ class AnthropicVoice:
         if s.stop:
             body["stop_sequences"] = list(s.stop)
         tools = [
-            {"name": t.name, "description": t.description, "input_schema": _object_schema(t)}
+            {"name": t.name, "description": t.description, "input_schema": tool_parameters(t)}
             for t in request.tools
         ]
         forced = self._answer_schema(request)
@@ -178,13 +157,8 @@ class AnthropicVoice:
         return body, s.timeout
 
     def _answer_schema(self, request: VoiceRequest) -> dict[str, Any] | None:
-        if request.choices is not None and request.response_schema is not None:
-            raise BadRequestError(
-                "a request takes either choices or response_schema, not both", voice=self._name
-            )
+        check_structured(request, voice=self._name)
         if request.choices is not None:
-            if not request.choices:
-                raise BadRequestError("choices is empty", voice=self._name)
             return choices_schema(request.choices)
         if request.response_schema is None:
             return None
@@ -245,10 +219,6 @@ def _input_tokens(usage: Mapping[str, Any]) -> int:
     # Cache writes/reads are input too; they are priced here at the base input rate.
     keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     return sum(int(usage.get(k) or 0) for k in keys)
-
-
-def _object_schema(tool: Any) -> dict[str, Any]:
-    return dict(tool.parameters) or {"type": "object", "properties": {}}
 
 
 def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:

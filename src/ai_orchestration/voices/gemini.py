@@ -11,7 +11,6 @@ upper-cased); ``choices`` use the ``text/x.enum`` MIME type with a string enum.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -25,11 +24,12 @@ from ai_orchestration.voices._http import (
     DEFAULT_TIMEOUT,
     ApiKey,
     HttpSession,
-    Secret,
+    HttpVoice,
     merge_settings,
     parse_json_output,
     pick_choice,
 )
+from ai_orchestration.voices._structured import check_structured, system_texts
 from ai_orchestration.voices._types import (
     Usage,
     VoiceDelta,
@@ -99,7 +99,7 @@ def to_gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class GeminiVoice:
+class GeminiVoice(HttpVoice):
     """A Gemini model; the key comes from ``GEMINI_API_KEY``."""
 
     provider = "gemini"
@@ -121,43 +121,23 @@ class GeminiVoice:
         self._name = name or self.model
         self.settings = settings or VoiceSettings()
         self.prices = prices or DEFAULT_TABLE
-        key = ApiKey(
-            header="x-goog-api-key",
-            value=Secret(api_key) if api_key else None,
-            env=api_key_env,
-            required=True,
-        )
         self._http = HttpSession(
             voice=self._name,
             provider=self.provider,
             base_url=base_url,
-            key=key,
+            key=ApiKey.given("x-goog-api-key", api_key, api_key_env),
             timeout=timeout,
             transport=transport,
         )
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def __repr__(self) -> str:
-        return (
-            f"GeminiVoice(name={self._name!r}, model={self.model!r}, "
-            f"base_url={self._http.base_url!r})"
-        )
-
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
         body, limit = self._body(request)
-        started = time.perf_counter()
-        path = f"/models/{self.model}:generateContent"
-        payload = await self._http.post_json(path, body, limit_s=limit)
-        latency = time.perf_counter() - started
-        try:
-            return self._parse(payload, request, latency)
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-            raise MalformedResponseError(
-                f"gemini answer has an unexpected shape ({exc!r})", voice=self._name
-            ) from None
+        return await self._http.post_parsed(
+            f"/models/{self.model}:generateContent",
+            body,
+            lambda payload, latency: self._parse(payload, request, latency),
+            limit_s=limit,
+        )
 
     async def stream(self, request: VoiceRequest) -> AsyncIterator[VoiceDelta]:
         """Yield text deltas, then a final delta with ``finish_reason`` and ``usage``."""
@@ -189,9 +169,7 @@ class GeminiVoice:
     def _body(self, request: VoiceRequest) -> tuple[dict[str, Any], float | None]:
         s = merge_settings(self.settings, request.settings)
         body: dict[str, Any] = {"contents": _contents(request.messages)}
-        system = [m.content for m in request.messages if m.role == "system"]
-        if request.instructions:
-            system.insert(0, request.instructions)
+        system = system_texts(request)
         if system:
             body["systemInstruction"] = {"parts": [{"text": t} for t in system]}
         config: dict[str, Any] = {}
@@ -216,13 +194,8 @@ class GeminiVoice:
         return body, s.timeout
 
     def _output_config(self, request: VoiceRequest) -> dict[str, Any]:
-        if request.choices is not None and request.response_schema is not None:
-            raise BadRequestError(
-                "a request takes either choices or response_schema, not both", voice=self._name
-            )
+        check_structured(request, voice=self._name)
         if request.choices is not None:
-            if not request.choices:
-                raise BadRequestError("choices is empty", voice=self._name)
             return {
                 "responseMimeType": "text/x.enum",
                 "responseSchema": {"type": "STRING", "enum": list(request.choices)},

@@ -14,7 +14,6 @@ provider does).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -24,18 +23,19 @@ from urllib.parse import urlsplit
 import httpx
 
 from ai_orchestration.context import Message, ToolCall
-from ai_orchestration.errors import BadRequestError, MalformedResponseError
+from ai_orchestration.errors import MalformedResponseError
 from ai_orchestration.voices._http import (
     DEFAULT_TIMEOUT,
     ApiKey,
     HttpSession,
-    Secret,
+    HttpVoice,
     choices_schema,
     is_loopback,
     merge_settings,
     parse_json_output,
     pick_choice,
 )
+from ai_orchestration.voices._structured import check_structured, tool_parameters
 from ai_orchestration.voices._types import (
     Usage,
     VoiceDelta,
@@ -73,7 +73,7 @@ class OpenAICompatOptions:
     local: bool | None = None
 
 
-class OpenAICompatVoice:
+class OpenAICompatVoice(HttpVoice):
     """A voice served by an OpenAI-compatible ``/chat/completions`` endpoint.
 
     The key comes from ``api_key`` or the ``api_key_env`` variable. The default variable,
@@ -103,11 +103,11 @@ class OpenAICompatVoice:
         host = urlsplit(base_url).hostname or ""
         if api_key_env == _OPENAI_ENV and host != "api.openai.com":
             api_key_env = None
-        key = ApiKey(
-            header="authorization",
+        key = ApiKey.given(
+            "authorization",
+            api_key,
+            api_key_env,
             prefix="Bearer ",
-            value=Secret(api_key) if api_key else None,
-            env=api_key_env,
             required=api_key_env is not None,
         )
         self._local = opts.local if opts.local is not None else is_loopback(host)
@@ -122,31 +122,17 @@ class OpenAICompatVoice:
         )
 
     @property
-    def name(self) -> str:
-        return self._name
-
-    @property
     def base_url(self) -> str:
         return self._http.base_url
 
-    def __repr__(self) -> str:
-        return (
-            f"OpenAICompatVoice(name={self._name!r}, model={self.model!r}, "
-            f"base_url={self._http.base_url!r})"
-        )
-
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
         body, limit = self._body(request, stream=False)
-        started = time.perf_counter()
-        payload = await self._http.post_json("/chat/completions", body, limit_s=limit)
-        latency = time.perf_counter() - started
-        try:
-            return self._parse(payload, request, latency)
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-            raise MalformedResponseError(
-                f"{self.options.provider} answer has an unexpected shape ({exc!r})",
-                voice=self._name,
-            ) from None
+        return await self._http.post_parsed(
+            "/chat/completions",
+            body,
+            lambda payload, latency: self._parse(payload, request, latency),
+            limit_s=limit,
+        )
 
     async def stream(self, request: VoiceRequest) -> AsyncIterator[VoiceDelta]:
         """Yield text deltas, then one final delta with ``finish_reason`` and ``usage``."""
@@ -202,7 +188,7 @@ class OpenAICompatVoice:
                     "function": {
                         "name": t.name,
                         "description": t.description,
-                        "parameters": dict(t.parameters) or {"type": "object", "properties": {}},
+                        "parameters": tool_parameters(t),
                     },
                 }
                 for t in request.tools
@@ -214,13 +200,8 @@ class OpenAICompatVoice:
         return body, s.timeout
 
     def _response_format(self, request: VoiceRequest) -> dict[str, Any] | None:
-        if request.choices is not None and request.response_schema is not None:
-            raise BadRequestError(
-                "a request takes either choices or response_schema, not both", voice=self._name
-            )
+        check_structured(request, voice=self._name)
         if request.choices is not None:
-            if not request.choices:
-                raise BadRequestError("choices is empty", voice=self._name)
             schema, name, strict = choices_schema(request.choices), "choice", True
         elif request.response_schema is not None:
             schema = dict(request.response_schema)
