@@ -9,7 +9,8 @@ passed, no consensus) and from store/backend errors, so callers can catch by int
     │   ├── ConfigError                a config file/object is invalid (file, line, field)
     │   ├── WorkflowError              a workflow definition is invalid (every problem, by step)
     │   ├── InputError                 a run input is unusable (wrong type, oversized)
-    │   └── UnknownVoiceError          a voice name or "provider:model" spec nobody knows
+    │   ├── UnknownVoiceError          a voice name or "provider:model" spec nobody knows
+    │   └── CassetteMissError          a replayed request is not in the cassette
     ├── RunError                       a run started and could not finish normally
     │   ├── StepError                  a step raised; carries the step name and the cause
     │   ├── DeadlineExceededError      a step or run timeout passed
@@ -26,7 +27,8 @@ passed, no consensus) and from store/backend errors, so callers can catch by int
     │       ├── BadRequestError        4xx the provider blames on the request (unknown model…)
     │       ├── VoiceTimeoutError      the call did not answer in time
     │       ├── MalformedResponseError the provider answered something we cannot parse
-    │       └── CircuitOpenError       the circuit breaker refuses calls for now
+    │       ├── CircuitOpenError       the circuit breaker refuses calls for now
+    │       └── NetworkBlockedError    a non-loopback request while network_guard() is on
     └── StoreError                     persistence failed (SQLite/PostgreSQL)
 
 Errors pickle with all their attributes (they cross process boundaries on Ray).
@@ -41,6 +43,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "CassetteMissError",
     "CircuitOpenError",
     "ConfigError",
     "ConsensusError",
@@ -49,6 +52,7 @@ __all__ = [
     "JoinError",
     "LoopLimitError",
     "MalformedResponseError",
+    "NetworkBlockedError",
     "NoConsensusError",
     "ProviderUnavailableError",
     "RateLimitedError",
@@ -130,6 +134,14 @@ class UnknownVoiceError(UserError):
     def __init__(self, message: str, *, voice: str) -> None:
         super().__init__(message)
         self.voice = voice
+
+
+class CassetteMissError(UserError):
+    """A replayed request is not in the cassette (re-record it, or fix the request)."""
+
+    def __init__(self, message: str, *, voice: str, fingerprint: str) -> None:
+        super().__init__(message)
+        self.voice, self.fingerprint = voice, fingerprint
 
 
 # --- run errors ----------------------------------------------------------------------------
@@ -253,6 +265,10 @@ class MalformedResponseError(VoiceError):
 
 class CircuitOpenError(VoiceError):
     """The voice's circuit breaker is open; calls are refused until it half-opens."""
+
+
+class NetworkBlockedError(VoiceError):
+    """A voice tried to reach a non-loopback host while ``testing.network_guard`` was active."""
 
 
 # --- persistence ---------------------------------------------------------------------------

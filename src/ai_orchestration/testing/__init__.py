@@ -1,11 +1,10 @@
 """Test support shipped with the library: fake voices, network guard, cassettes, faults."""
 
+from ai_orchestration.errors import CassetteMissError, NetworkBlockedError
 from ai_orchestration.policies._clock import FakeClock
 from ai_orchestration.testing._cassette import (
     Cassette,
-    CassetteMissError,
     CassetteVoice,
-    NetworkBlockedError,
     network_guard,
     request_fingerprint,
 )

@@ -27,9 +27,9 @@ from typing import Any, Literal
 import orjson
 
 from ai_orchestration.context import ToolCall
-from ai_orchestration.errors import UserError
+from ai_orchestration.errors import CassetteMissError, UserError
 from ai_orchestration.tracing._redact import redact_secrets
-from ai_orchestration.voices._http import NetworkBlockedError, network_guard
+from ai_orchestration.voices._http import network_guard
 from ai_orchestration.voices._types import (
     StreamingVoice,
     Usage,
@@ -41,23 +41,13 @@ from ai_orchestration.voices._types import (
 
 __all__ = [
     "Cassette",
-    "CassetteMissError",
     "CassetteVoice",
-    "NetworkBlockedError",
     "network_guard",
     "request_fingerprint",
 ]
 
 Mode = Literal["auto", "record", "replay"]
 _KEY_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET")
-
-
-class CassetteMissError(UserError):
-    """A replayed request is not in the cassette (re-record it, or fix the request)."""
-
-    def __init__(self, message: str, *, voice: str, fingerprint: str) -> None:
-        super().__init__(message)
-        self.voice, self.fingerprint = voice, fingerprint
 
 
 def _request_dict(request: VoiceRequest) -> dict[str, Any]:

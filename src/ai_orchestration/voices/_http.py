@@ -31,6 +31,7 @@ from ai_orchestration.errors import (
     BadRequestError,
     ConfigError,
     MalformedResponseError,
+    NetworkBlockedError,
     ProviderUnavailableError,
     RateLimitedError,
     VoiceError,
@@ -44,7 +45,6 @@ __all__ = [
     "ApiKey",
     "HttpSession",
     "HttpVoice",
-    "NetworkBlockedError",
     "Secret",
     "SseDecoder",
     "SseEvent",
@@ -147,10 +147,6 @@ class _KeyAuth(httpx.Auth):
 
 
 # --- network guard -------------------------------------------------------------------------
-
-
-class NetworkBlockedError(VoiceError):
-    """A voice tried to reach a non-loopback host while :func:`network_guard` was active."""
 
 
 _guard_depth = 0
