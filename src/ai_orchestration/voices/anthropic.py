@@ -25,12 +25,16 @@ from ai_orchestration.voices._http import (
     ApiKey,
     HttpSession,
     HttpVoice,
+)
+from ai_orchestration.voices._structured import (
+    check_structured,
     choices_schema,
     merge_settings,
     parse_json_output,
     pick_choice,
+    system_texts,
+    tool_parameters,
 )
-from ai_orchestration.voices._structured import check_structured, system_texts, tool_parameters
 from ai_orchestration.voices._types import (
     Usage,
     VoiceDelta,

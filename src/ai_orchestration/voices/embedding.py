@@ -17,7 +17,6 @@ thresholds and temperatures over them must be tuned on labelled data, not guesse
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -25,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ai_orchestration.errors import BadRequestError, ConfigError
+from ai_orchestration.voices._structured import softmax
 from ai_orchestration.voices._types import Usage, VoiceRequest, VoiceResponse
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ class EmbeddingVoice:
             )
         question = request.prompt
         sims, tokens = await asyncio.to_thread(self._similarities, question, options)
-        probs = _softmax([s / self.temperature for s in sims])
+        probs = softmax([s / self.temperature for s in sims])
         best = max(range(len(options)), key=probs.__getitem__)
         return VoiceResponse(
             text=options[best],
@@ -236,10 +236,3 @@ class EmbeddingVoice:
         tokens = self._embedder.token_count([question], kind="query")
         tokens += self._embedder.token_count(options)
         return [float(s) for s in sims], tokens
-
-
-def _softmax(scores: Sequence[float]) -> list[float]:
-    top = max(scores)
-    exps = [math.exp(s - top) for s in scores]
-    total = sum(exps)
-    return [e / total for e in exps]

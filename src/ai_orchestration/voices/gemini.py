@@ -25,11 +25,14 @@ from ai_orchestration.voices._http import (
     ApiKey,
     HttpSession,
     HttpVoice,
+)
+from ai_orchestration.voices._structured import (
+    check_structured,
     merge_settings,
     parse_json_output,
     pick_choice,
+    system_texts,
 )
-from ai_orchestration.voices._structured import check_structured, system_texts
 from ai_orchestration.voices._types import (
     Usage,
     VoiceDelta,

@@ -21,7 +21,6 @@ import contextlib
 import ctypes
 import itertools
 import json
-import math
 import os
 import threading
 import time
@@ -36,10 +35,10 @@ from ai_orchestration.errors import (
     AiOrchestrationError,
     BadRequestError,
     ConfigError,
-    MalformedResponseError,
     VoiceError,
     VoiceTimeoutError,
 )
+from ai_orchestration.voices._structured import parse_json_output, softmax
 from ai_orchestration.voices._types import Usage, VoiceDelta, VoiceRequest, VoiceResponse
 
 if TYPE_CHECKING:
@@ -404,13 +403,6 @@ def _complete(
 # --- the voice ----------------------------------------------------------------------------
 
 
-def _softmax(scores: Sequence[float]) -> list[float]:
-    top = max(scores)
-    exps = [math.exp(s - top) for s in scores]
-    total = sum(exps)
-    return [e / total for e in exps]
-
-
 class LlamaCppVoice:
     """A local GGUF model answering through few-shot completion and option scoring.
 
@@ -509,7 +501,7 @@ class LlamaCppVoice:
         scores = scored.logprobs
         if self.scoring == "mean":
             scores = tuple(s / n for s, n in zip(scores, scored.lengths, strict=True))
-        probs = _softmax(scores)
+        probs = softmax(scores)
         best = max(range(len(options)), key=probs.__getitem__)
         return VoiceResponse(
             text=options[best],
@@ -577,7 +569,10 @@ class LlamaCppVoice:
         choice, usage = out["choices"][0], out["usage"]
         text = str(choice["text"]).strip()
         finish = choice.get("finish_reason")
-        parsed = self._parse(text, finish) if request.response_schema is not None else None
+        parsed = None
+        if request.response_schema is not None:
+            what = f"output (finish_reason={finish})"
+            parsed = parse_json_output(text, voice=self._name, what=what)
         return VoiceResponse(
             text=text,
             usage=Usage(int(usage["prompt_tokens"]), int(usage["completion_tokens"]), 0.0, 1),
@@ -587,15 +582,6 @@ class LlamaCppVoice:
             parsed=parsed,
             raw=out,
         )
-
-    def _parse(self, text: str, finish_reason: str | None) -> Any:
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise MalformedResponseError(
-                f"output is not valid JSON (finish_reason={finish_reason}): {text[:200]!r}",
-                voice=self._name,
-            ) from exc
 
     async def _run(self, fn: Callable[..., _T], request: VoiceRequest, *args: Any) -> _T:
         """Run ``fn(model, prompt, *args, cancel)`` in a worker thread under the model's lock."""

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from ai_orchestration.context import Message, ToolCall
 from ai_orchestration.errors import MalformedResponseError
@@ -29,13 +30,16 @@ from ai_orchestration.voices._http import (
     ApiKey,
     HttpSession,
     HttpVoice,
-    choices_schema,
     is_loopback,
+)
+from ai_orchestration.voices._structured import (
+    check_structured,
+    choices_schema,
     merge_settings,
     parse_json_output,
     pick_choice,
+    tool_parameters,
 )
-from ai_orchestration.voices._structured import check_structured, tool_parameters
 from ai_orchestration.voices._types import (
     Usage,
     VoiceDelta,
@@ -278,7 +282,7 @@ def _maybe_json(text: str) -> Any:
     stripped = text.strip()
     if stripped.startswith("{"):
         try:
-            return parse_json_output(stripped, voice="")
-        except MalformedResponseError:
+            return orjson.loads(stripped)
+        except orjson.JSONDecodeError:
             return None
     return None
