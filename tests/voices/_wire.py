@@ -1,15 +1,40 @@
-"""Helpers for wire-format tests: a recording mock transport and SSE bodies."""
+"""Helpers for wire-format tests: the HTTP providers, a recording mock transport, SSE bodies."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from ai_orchestration.voices.anthropic import AnthropicVoice
+from ai_orchestration.voices.gemini import GeminiVoice
+from ai_orchestration.voices.openai_compat import OpenAICompatVoice
+
 # Shaped like a real key so the generic redaction patterns would also catch it.
 FAKE_KEY = "sk-test-DO-NOT-LEAK-7f3a9c2e51b84d06"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One HTTP adapter: its class, a model it serves and the variable its key is read from."""
+
+    cls: type[Any]
+    model: str
+    env: str
+
+    def __call__(self, transport: httpx.AsyncBaseTransport, **options: Any) -> Any:
+        """A voice of this provider with :data:`FAKE_KEY`, answering through ``transport``."""
+        return self.cls(self.model, api_key=FAKE_KEY, transport=transport, **options)
+
+
+PROVIDERS = {
+    "openai": Provider(OpenAICompatVoice, "gpt-4o-mini", "OPENAI_API_KEY"),
+    "anthropic": Provider(AnthropicVoice, "claude-sonnet-4", "ANTHROPIC_API_KEY"),
+    "gemini": Provider(GeminiVoice, "gemini-2.0-flash", "GEMINI_API_KEY"),
+}
 
 Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
 

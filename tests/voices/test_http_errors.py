@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from _wire import FAKE_KEY, Recorder, json_response, sse, sse_response
+from _wire import FAKE_KEY, PROVIDERS, Recorder, json_response, sse, sse_response
 
 from ai_orchestration.errors import (
     AuthenticationError,
@@ -23,17 +23,7 @@ from ai_orchestration.errors import (
 )
 from ai_orchestration.voices import VoiceRequest
 from ai_orchestration.voices._http import SseDecoder, SseEvent, parse_retry_after
-from ai_orchestration.voices.anthropic import AnthropicVoice
-from ai_orchestration.voices.gemini import GeminiVoice
 from ai_orchestration.voices.openai_compat import OpenAICompatVoice
-
-Factory = Callable[[httpx.AsyncBaseTransport], Any]
-
-VOICES: dict[str, Factory] = {
-    "openai": lambda t: OpenAICompatVoice("gpt-4o-mini", api_key=FAKE_KEY, transport=t),
-    "anthropic": lambda t: AnthropicVoice("claude-sonnet-4", api_key=FAKE_KEY, transport=t),
-    "gemini": lambda t: GeminiVoice("gemini-2.0-flash", api_key=FAKE_KEY, transport=t),
-}
 
 
 def openai_error(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
@@ -215,7 +205,7 @@ async def test_status_maps_to_typed_error(
 ) -> None:
     rec = Recorder(httpx.Response(status, json=body, headers=headers))
     with pytest.raises(VoiceError) as info:
-        await VOICES[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
+        await PROVIDERS[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
     err = info.value
     assert type(err) is cls
     assert err.status == status
@@ -223,11 +213,11 @@ async def test_status_maps_to_typed_error(
     assert f"HTTP {status}" in str(err)
 
 
-@pytest.mark.parametrize("provider", sorted(VOICES))
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
 async def test_429_retry_after_seconds(provider: str) -> None:
     rec = Recorder(json_response({"error": {"message": "slow down"}}, 429, **{"retry-after": "12"}))
     with pytest.raises(RateLimitedError) as info:
-        await VOICES[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
+        await PROVIDERS[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
     assert info.value.retry_after == 12.0
     assert info.value.retryable
 
@@ -235,7 +225,7 @@ async def test_429_retry_after_seconds(provider: str) -> None:
 async def test_429_without_retry_after() -> None:
     rec = Recorder(json_response(openai_error("Rate limit", "requests"), 429))
     with pytest.raises(RateLimitedError) as info:
-        await VOICES["openai"](rec.transport).respond(VoiceRequest.from_prompt("hi"))
+        await PROVIDERS["openai"](rec.transport).respond(VoiceRequest.from_prompt("hi"))
     assert info.value.retry_after is None
 
 
@@ -254,51 +244,51 @@ HTML_502 = b"""<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>
 <body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"""
 
 
-@pytest.mark.parametrize("provider", sorted(VOICES))
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
 async def test_html_error_page(provider: str) -> None:
     rec = Recorder(httpx.Response(502, content=HTML_502, headers={"content-type": "text/html"}))
     with pytest.raises(ProviderUnavailableError, match="HTML page \\(502 Bad Gateway\\)"):
-        await VOICES[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
+        await PROVIDERS[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
 
 
-@pytest.mark.parametrize("provider", sorted(VOICES))
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
 async def test_html_page_with_200_is_malformed(provider: str) -> None:
     rec = Recorder(httpx.Response(200, content=HTML_502.replace(b"502 Bad Gateway", b"Login")))
     with pytest.raises(MalformedResponseError, match="HTML page \\(Login\\)"):
-        await VOICES[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
+        await PROVIDERS[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
 
 
-@pytest.mark.parametrize("provider", sorted(VOICES))
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
 async def test_truncated_json(provider: str) -> None:
     rec = Recorder(httpx.Response(200, content=b'{"id": "x", "choices": [{"index": 0, "mess'))
     with pytest.raises(MalformedResponseError, match="invalid JSON"):
-        await VOICES[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
+        await PROVIDERS[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
 
 
-@pytest.mark.parametrize("provider", sorted(VOICES))
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
 async def test_empty_body(provider: str) -> None:
     rec = Recorder(httpx.Response(200, content=b""))
     with pytest.raises(MalformedResponseError, match="empty body"):
-        await VOICES[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
+        await PROVIDERS[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
 
 
-@pytest.mark.parametrize("provider", sorted(VOICES))
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
 async def test_unexpected_shape(provider: str) -> None:
     rec = Recorder(json_response({"unexpected": True}))
     with pytest.raises(MalformedResponseError):
-        await VOICES[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
+        await PROVIDERS[provider](rec.transport).respond(VoiceRequest.from_prompt("hi"))
 
 
 async def test_empty_choice_list() -> None:
     rec = Recorder(json_response({"id": "x", "object": "chat.completion", "choices": []}))
     with pytest.raises(MalformedResponseError, match="empty choice list"):
-        await VOICES["openai"](rec.transport).respond(VoiceRequest.from_prompt("hi"))
+        await PROVIDERS["openai"](rec.transport).respond(VoiceRequest.from_prompt("hi"))
 
 
 async def test_error_object_inside_200() -> None:
     rec = Recorder(json_response(openai_error("Context length exceeded", "invalid_request_error")))
     with pytest.raises(BadRequestError, match="Context length"):
-        await VOICES["openai"](rec.transport).respond(VoiceRequest.from_prompt("hi"))
+        await PROVIDERS["openai"](rec.transport).respond(VoiceRequest.from_prompt("hi"))
 
 
 @pytest.mark.parametrize(
@@ -319,13 +309,13 @@ async def test_error_object_inside_200() -> None:
         (httpx.ReadError("connection reset"), ProviderUnavailableError, "reset"),
     ],
 )
-@pytest.mark.parametrize("provider", sorted(VOICES))
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
 async def test_transport_errors(provider: str, exc: Exception, cls: type, text: str) -> None:
     def fail(request: httpx.Request) -> httpx.Response:
         raise exc
 
     with pytest.raises(VoiceError) as info:
-        await VOICES[provider](Recorder(fail).transport).respond(VoiceRequest.from_prompt("hi"))
+        await PROVIDERS[provider](Recorder(fail).transport).respond(VoiceRequest.from_prompt("hi"))
     assert type(info.value) is cls
     assert text in str(info.value)
 
@@ -360,25 +350,25 @@ async def _drain(voice: Any) -> list[Any]:
     return [d async for d in voice.stream(VoiceRequest.from_prompt("hi"))]
 
 
-@pytest.mark.parametrize("provider", sorted(VOICES))
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
 async def test_stream_cut_mid_event(provider: str) -> None:
     body = b'data: {"choices": [{"index": 0, "delta": {"content": "Hel'  # no blank line, cut
     rec = Recorder(sse_response(body))
     with pytest.raises(MalformedResponseError):
-        await _drain(VOICES[provider](rec.transport))
+        await _drain(PROVIDERS[provider](rec.transport))
 
 
 async def test_stream_cut_mid_json_event() -> None:
     rec = Recorder(sse_response(b'data: {"choices": [{"index": 0, "del\n\n'))
     with pytest.raises(MalformedResponseError, match="invalid JSON"):
-        await _drain(VOICES["openai"](rec.transport))
+        await _drain(PROVIDERS["openai"](rec.transport))
 
 
 async def test_openai_stream_ending_without_finish_is_malformed() -> None:
     chunk = {"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]}
     rec = Recorder(sse_response(sse([chunk])))
     with pytest.raises(MalformedResponseError, match="before the answer was complete"):
-        await _drain(VOICES["openai"](rec.transport))
+        await _drain(PROVIDERS["openai"](rec.transport))
 
 
 async def test_openai_stream_error_chunk() -> None:
@@ -386,28 +376,28 @@ async def test_openai_stream_error_chunk() -> None:
         sse_response(sse([openai_error("Rate limit reached", "requests", "rate_limit_exceeded")]))
     )
     with pytest.raises(RateLimitedError, match="Rate limit reached"):
-        await _drain(VOICES["openai"](rec.transport))
+        await _drain(PROVIDERS["openai"](rec.transport))
 
 
-@pytest.mark.parametrize("provider", sorted(VOICES))
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
 async def test_stream_http_error_status(provider: str) -> None:
     rec = Recorder(
         json_response({"error": {"message": "bad key", "type": "authentication_error"}}, 401)
     )
     with pytest.raises(AuthenticationError, match="bad key"):
-        await _drain(VOICES[provider](rec.transport))
+        await _drain(PROVIDERS[provider](rec.transport))
 
 
 async def test_stream_answered_with_json_error_instead_of_events() -> None:
     rec = Recorder(json_response(openai_error("model overloaded", "server_error")))
     with pytest.raises(ProviderUnavailableError, match="model overloaded"):
-        await _drain(VOICES["openai"](rec.transport))
+        await _drain(PROVIDERS["openai"](rec.transport))
 
 
 async def test_stream_answered_with_html() -> None:
     rec = Recorder(httpx.Response(200, content=HTML_502, headers={"content-type": "text/html"}))
     with pytest.raises(MalformedResponseError, match="HTML page"):
-        await _drain(VOICES["openai"](rec.transport))
+        await _drain(PROVIDERS["openai"](rec.transport))
 
 
 class _CutStream(httpx.AsyncByteStream):
@@ -422,7 +412,7 @@ async def test_stream_connection_dropped() -> None:
     resp = httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_CutStream())
     seen: list[str] = []
     with pytest.raises(ProviderUnavailableError, match="peer closed"):
-        async for d in VOICES["openai"](Recorder(resp).transport).stream(
+        async for d in PROVIDERS["openai"](Recorder(resp).transport).stream(
             VoiceRequest.from_prompt("hi")
         ):
             seen.append(d.text)

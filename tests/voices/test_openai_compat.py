@@ -3,6 +3,8 @@ reference documents them (response object, chunk object, error envelope)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from _wire import FAKE_KEY, Recorder, json_response, sse, sse_response
@@ -85,7 +87,11 @@ async def test_voice_defaults_fill_unset_request_settings() -> None:
 
 
 async def test_response_parsed_with_usage_and_cost() -> None:
-    rec = Recorder(json_response(completion()))
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.02)
+        return json_response(completion())
+
+    rec = Recorder(slow)
     resp = await voice(rec).respond(VoiceRequest.from_prompt("Hi"))
     assert resp.text == "Hello there!"
     assert resp.model == "gpt-4o-mini-2024-07-18"
@@ -94,7 +100,7 @@ async def test_response_parsed_with_usage_and_cost() -> None:
     # gpt-4o-mini: $0.15 / $0.60 per million tokens
     assert resp.usage.cost_usd == pytest.approx(1000 * 0.15e-6 + 500 * 0.60e-6)
     assert resp.raw["id"] == "chatcmpl-123"
-    assert resp.latency_s >= 0
+    assert 0.015 <= resp.latency_s < 5  # the 20 ms the server took is in it
 
 
 async def test_structured_output_json_schema() -> None:
@@ -307,13 +313,3 @@ def test_repr_and_name() -> None:
     assert repr(v) == (
         "OpenAICompatVoice(name='judge', model='gpt-4o-mini', base_url='https://api.openai.com/v1')"
     )
-
-
-async def test_custom_transport_errors_are_mapped() -> None:
-    def boom(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
-
-    from ai_orchestration.errors import ProviderUnavailableError
-
-    with pytest.raises(ProviderUnavailableError, match="cannot connect"):
-        await voice(Recorder(boom)).respond(VoiceRequest.from_prompt("Hi"))

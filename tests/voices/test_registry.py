@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from _wire import Recorder, json_response
 
 from ai_orchestration import voices
 from ai_orchestration.errors import ConfigError, UnknownVoiceError
-from ai_orchestration.voices import VoiceRequest, VoiceResponse, VoiceSettings
+from ai_orchestration.voices import VoiceRequest, VoiceResponse, VoiceSettings, registry
 from ai_orchestration.voices.anthropic import AnthropicVoice
 from ai_orchestration.voices.gemini import GeminiVoice
 from ai_orchestration.voices.openai_compat import OpenAICompatVoice
@@ -23,6 +24,15 @@ from ai_orchestration.voices.registry import (
     register_provider,
     voice_from_spec,
 )
+
+
+@pytest.fixture(autouse=True)
+def restore_providers() -> Iterator[None]:
+    """Providers a test registers (or resolves) do not outlive it."""
+    saved = dict(registry._PROVIDERS)
+    yield
+    registry._PROVIDERS.clear()
+    registry._PROVIDERS.update(saved)
 
 
 @pytest.mark.parametrize(
@@ -175,8 +185,7 @@ def test_local_entries_are_lazy_and_pass_model_and_name(monkeypatch: pytest.Monk
     assert calls == [{"name": "local:gemma", "model_path": "gemma", "temperature": 0.7}]
 
 
-def test_lazy_entry_with_missing_dependency(monkeypatch: pytest.MonkeyPatch) -> None:
-    register_provider("needs-missing", "ai_orchestration.voices.registry:_Lazy")
+def test_lazy_entry_with_missing_dependency() -> None:
     from ai_orchestration.voices.registry import _Lazy
 
     register_provider("needs-missing", _Lazy("no_such_module_xyz:Voice", "model"))
