@@ -20,7 +20,7 @@ import hashlib
 import os
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,10 +63,33 @@ def _request_dict(request: VoiceRequest) -> dict[str, Any]:
     }
 
 
+def _fingerprint(request_dict: dict[str, Any]) -> str:
+    canonical = orjson.dumps(request_dict, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:32]
+
+
 def request_fingerprint(request: VoiceRequest) -> str:
     """A stable hash of everything in ``request`` that shapes the answer."""
-    canonical = orjson.dumps(_request_dict(request), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()[:32]
+    return _fingerprint(_request_dict(request))
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One voice call as the cassette keys it, worked out once per call."""
+
+    voice: str
+    request: VoiceRequest
+    data: dict[str, Any]
+    fingerprint: str
+
+    @classmethod
+    def of(cls, voice: str, request: VoiceRequest) -> _Call:
+        data = _request_dict(request)
+        return cls(voice, request, data, _fingerprint(data))
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.voice, self.fingerprint
 
 
 def _response_dict(response: VoiceResponse, keep_raw: bool) -> dict[str, Any]:
@@ -107,11 +130,6 @@ def _response_from(data: dict[str, Any]) -> VoiceResponse:
     )
 
 
-def _entry_key(line: bytes) -> tuple[str, str]:
-    entry = orjson.loads(line)
-    return entry["voice"], entry["fingerprint"]
-
-
 def _env_secrets() -> tuple[str, ...]:
     return tuple(
         v for k, v in os.environ.items() if k.upper().endswith(_KEY_SUFFIXES) and len(v) >= 8
@@ -137,6 +155,7 @@ class Cassette:
         self.keep_raw = keep_raw
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._lines: dict[tuple[str, str], list[bytes]] = {}  # the file's lines, by key
         self._cursor: dict[tuple[str, str], int] = {}
         self._replaced: set[tuple[str, str]] = set()
         if self.path.exists():
@@ -158,6 +177,7 @@ class Cassette:
             except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
                 raise UserError(f"{self.path}:{lineno}: not a cassette entry ({exc})") from None
             self._entries.setdefault(key, []).append(entry["response"])
+            self._lines.setdefault(key, []).append(line + b"\n")
 
     def wrap(self, voice: Voice | None, *, name: str | None = None) -> CassetteVoice:
         """A voice that answers from this cassette (``voice`` may be None for replay only)."""
@@ -165,7 +185,18 @@ class Cassette:
 
     def lookup(self, voice: str, request: VoiceRequest) -> VoiceResponse | None:
         """The next recorded answer of ``voice`` to ``request``, or None."""
-        key = (voice, request_fingerprint(request))
+        return self._lookup(_Call.of(voice, request))
+
+    def record(self, voice: str, request: VoiceRequest, response: VoiceResponse) -> None:
+        """Store one call (secrets stripped) and append it to the file at once."""
+        self._record(_Call.of(voice, request), response)
+
+    def miss(self, voice: str, request: VoiceRequest) -> CassetteMissError:
+        """The error for a request this cassette has no answer to."""
+        return self._miss(_Call.of(voice, request))
+
+    def _lookup(self, call: _Call) -> VoiceResponse | None:
+        key = call.key
         with self._lock:
             recorded = self._entries.get(key)
             if not recorded or self.mode == "record":
@@ -174,14 +205,13 @@ class Cassette:
             self._cursor[key] = i + 1
             return _response_from(recorded[min(i, len(recorded) - 1)])
 
-    def record(self, voice: str, request: VoiceRequest, response: VoiceResponse) -> None:
-        """Store one call (secrets stripped) and append it to the file at once."""
-        key = (voice, request_fingerprint(request))
+    def _record(self, call: _Call, response: VoiceResponse) -> None:
+        key = call.key
         secrets = _env_secrets()
         entry = {
-            "voice": voice,
-            "fingerprint": key[1],
-            "request": redact_secrets(_request_dict(request), secrets),
+            "voice": call.voice,
+            "fingerprint": call.fingerprint,
+            "request": redact_secrets(call.data, secrets),
             "response": redact_secrets(_response_dict(response, self.keep_raw), secrets),
         }
         line = orjson.dumps(entry, default=str) + b"\n"
@@ -189,27 +219,21 @@ class Cassette:
             if self.mode == "record" and key not in self._replaced:
                 self._replaced.add(key)
                 self._entries[key] = []
-                self._rewrite_without(key)
+                if self._lines.pop(key, None):  # drop the earlier recordings from the file
+                    self.path.write_bytes(b"".join(b"".join(v) for v in self._lines.values()))
             self._entries.setdefault(key, []).append(entry["response"])
+            self._lines.setdefault(key, []).append(line)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("ab") as f:
                 f.write(line)
 
-    def _rewrite_without(self, key: tuple[str, str]) -> None:
-        if not self.path.exists():
-            return
-        lines = self.path.read_bytes().splitlines(keepends=True)
-        kept = [line for line in lines if line.strip() and _entry_key(line) != key]
-        self.path.write_bytes(b"".join(kept))
-
-    def miss(self, voice: str, request: VoiceRequest) -> CassetteMissError:
-        fp = request_fingerprint(request)
+    def _miss(self, call: _Call) -> CassetteMissError:
         return CassetteMissError(
-            f"cassette {self.path} has no recorded call of voice {voice!r} for this request "
-            f"(fingerprint {fp}, prompt {request.prompt[:80]!r}); record it with mode='auto' "
-            "or 'record' and a real voice",
-            voice=voice,
-            fingerprint=fp,
+            f"cassette {self.path} has no recorded call of voice {call.voice!r} for this request "
+            f"(fingerprint {call.fingerprint}, prompt {call.request.prompt[:80]!r}); record it "
+            "with mode='auto' or 'record' and a real voice",
+            voice=call.voice,
+            fingerprint=call.fingerprint,
         )
 
 
@@ -236,26 +260,28 @@ class CassetteVoice:
     def __repr__(self) -> str:
         return f"CassetteVoice({self._name!r}, {self.cassette!r})"
 
-    def _inner_or_miss(self, request: VoiceRequest) -> Voice:
+    def _inner_or_miss(self, call: _Call) -> Voice:
         if self.inner is None or self.cassette.mode == "replay":
-            raise self.cassette.miss(self._name, request)
+            raise self.cassette._miss(call)
         return self.inner
 
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        hit = self.cassette.lookup(self._name, request)
+        call = _Call.of(self._name, request)
+        hit = self.cassette._lookup(call)
         if hit is not None:
             return hit
-        response = await self._inner_or_miss(request).respond(request)
-        self.cassette.record(self._name, request, response)
+        response = await self._inner_or_miss(call).respond(request)
+        self.cassette._record(call, response)
         return response
 
     async def stream(self, request: VoiceRequest) -> AsyncIterator[VoiceDelta]:
         """Replays a recorded answer as one delta; records a streamed answer as a response."""
-        hit = self.cassette.lookup(self._name, request)
+        call = _Call.of(self._name, request)
+        hit = self.cassette._lookup(call)
         if hit is None:
-            inner = self._inner_or_miss(request)
+            inner = self._inner_or_miss(call)
             hit = await _collect(inner, request)
-            self.cassette.record(self._name, request, hit)
+            self.cassette._record(call, hit)
         if hit.text:
             yield VoiceDelta(text=hit.text)
         yield VoiceDelta(finish_reason=hit.finish_reason, usage=hit.usage)
