@@ -22,7 +22,7 @@ import orjson
 
 from ai_orchestration.context import Message
 from ai_orchestration.voices import VoiceRequest, VoiceSettings
-from ai_orchestration.voices._http import aclose_http_clients
+from ai_orchestration.voices._http import _LIMITS, aclose_http_clients
 from ai_orchestration.voices.openai_compat import OpenAICompatVoice
 from benchmarks._common import print_table, write_result
 
@@ -96,9 +96,8 @@ async def _measure(port: int) -> dict[str, list[float]]:
     body = orjson.dumps(voice._body(request, stream=False)[0])
     headers = {"content-type": "application/json", "authorization": "Bearer bench-key-not-secret"}
     url = base + "/chat/completions"
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     times: dict[str, list[float]] = {"adapter": [], "raw": []}
-    async with httpx.AsyncClient(limits=limits) as client:
+    async with httpx.AsyncClient(limits=_LIMITS) as client:  # the adapters' pool settings
 
         async def raw() -> None:
             resp = await client.post(url, content=body, headers=headers)

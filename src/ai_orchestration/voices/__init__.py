@@ -39,16 +39,14 @@ __all__ = [
     "voice_from_spec",
 ]
 
-# Local-model voices import their heavy dependencies on first use; the names load lazily.
-_LAZY_LOCAL = {
+_LAZY = {
+    # Local-model voices import their heavy dependencies on first use.
     "Embedder": "ai_orchestration.voices.embedding",
     "EmbeddingVoice": "ai_orchestration.voices.embedding",
     "LlamaCppVoice": "ai_orchestration.voices.local",
     "PromptStyle": "ai_orchestration.voices.local",
     "default_voices": "ai_orchestration.voices.defaults",
-}
-# Provider adapters import httpx (~100 ms); they load on first use as well.
-_LAZY_PROVIDERS = {
+    # Provider adapters import httpx (~100 ms); they load on first use as well.
     "AnthropicVoice": "ai_orchestration.voices.anthropic",
     "GeminiVoice": "ai_orchestration.voices.gemini",
     "OpenAICompatOptions": "ai_orchestration.voices.openai_compat",
@@ -72,4 +70,4 @@ if TYPE_CHECKING:
     from ai_orchestration.voices.registry import register_provider, voice_from_spec
 
 
-__getattr__ = lazy_exports(__name__, {**_LAZY_LOCAL, **_LAZY_PROVIDERS})
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -489,10 +489,11 @@ class HttpSession:
                 f"network guard: refusing a request to non-loopback host {host!r}",
                 voice=self.voice,
             )
-        secret = self.key.resolve(self.voice) if self.key is not None else None
+        if self.key is None:
+            return None, ()
+        secret = self.key.resolve(self.voice)
         if secret is None:
             return None, ()
-        assert self.key is not None
         return _KeyAuth(self.key.header, self.key.prefix, secret), (secret.reveal(),)
 
     def _where(self) -> str:

@@ -141,8 +141,9 @@ class PriceTable:
             if price is not None:
                 return price
         if provider is None:  # a bare model id may still match one provider's entry
+            bare = _candidates(model, None)
             for key, price in self._prices.items():
-                if key.partition(":")[2] in _candidates(model, None):
+                if key.partition(":")[2] in bare:
                     return price
         return None
 

@@ -95,9 +95,13 @@ def _http_common(options: dict[str, Any]) -> dict[str, Any]:
 
 def _openai_like(provider: str, default_url: str | None, **wire: Any) -> Callable[..., Voice]:
     def factory(model: str, *, base_url: str | None, **options: Any) -> Voice:
-        from ai_orchestration.voices.openai_compat import OpenAICompatOptions, OpenAICompatVoice
+        from ai_orchestration.voices.openai_compat import (
+            OPENAI_BASE_URL,
+            OpenAICompatOptions,
+            OpenAICompatVoice,
+        )
 
-        url = base_url or default_url
+        url = base_url or default_url or (OPENAI_BASE_URL if provider == "openai" else None)
         if url is None:
             raise ConfigError(
                 f"provider {provider!r} needs a base URL: '{provider}:{model}@http://host:port/v1'",
@@ -149,7 +153,7 @@ class _Lazy:
 
 
 _PROVIDERS: dict[str, ProviderFactory | str] = {
-    "openai": _openai_like("openai", "https://api.openai.com/v1"),
+    "openai": _openai_like("openai", None),  # OPENAI_BASE_URL, imported with the adapter
     "openai-compat": _openai_like("openai-compat", None),
     "llama-cpp": _openai_like(
         "llama-cpp", "http://127.0.0.1:8080/v1", structured_output="json_object"
