@@ -220,12 +220,18 @@ class Cassette:
                 self._replaced.add(key)
                 self._entries[key] = []
                 if self._lines.pop(key, None):  # drop the earlier recordings from the file
-                    self.path.write_bytes(b"".join(b"".join(v) for v in self._lines.values()))
+                    self._rewrite()
             self._entries.setdefault(key, []).append(entry["response"])
             self._lines.setdefault(key, []).append(line)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("ab") as f:
                 f.write(line)
+
+    def _rewrite(self) -> None:
+        """Replace the file with the lines kept in memory, atomically (never half-written)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_bytes(b"".join(b"".join(v) for v in self._lines.values()))
+        os.replace(tmp, self.path)
 
     def _miss(self, call: _Call) -> CassetteMissError:
         return CassetteMissError(
