@@ -43,7 +43,11 @@ def _commit() -> str:
         return done.stdout.strip() if done.returncode == 0 else ""
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    # results files are written by the benchmarks themselves: they do not make the code dirty
+    changed = git(
+        "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"
+    )
+    return head + ("-dirty" if changed else "")
 
 
 def percentile(values: Sequence[float], q: float) -> float:

