@@ -252,3 +252,36 @@ def test_an_edit_made_while_the_file_is_read_is_reloaded(
     assert r.select("x").voice == "gpt"
     clock.advance(1.0)
     assert r.select("x").voice == "claude"
+
+
+def test_a_panel_is_the_first_healthy_voices_and_the_rest_are_fallbacks() -> None:
+    reg = CircuitRegistry()
+    cfg = {
+        "panel": 2,
+        "default": ["local", "mistral", "gpt"],
+        "rules": [{"name": "trio", "when": {"tags_any": ["hard"]}, "panel": 3,
+                   "voices": ["gpt", "claude", "mistral", "local"]}],
+    }  # fmt: skip
+    r = Router.from_mapping(cfg, voices=VOICES, circuit_registry=reg)
+    d = r.select({"text": "x", "tags": ["hard"]})
+    assert (d.panel, d.fallbacks, d.voice) == (("gpt", "claude", "mistral"), ("local",), "gpt")
+    open_circuit(reg, "claude")
+    d = r.select({"text": "x", "tags": ["hard"]})
+    assert (d.panel, d.fallbacks) == (("gpt", "mistral", "local"), ())
+    d = r.select("plain")  # the config-wide panel applies to the default list
+    assert (d.rule, d.panel, d.fallbacks) == (None, ("local", "mistral"), ("gpt",))
+    assert "=> voices ['local', 'mistral']" in r.explain("plain")
+    assert d.to_dict() == {
+        "rule": None, "voices": ["local", "mistral"], "fallbacks": ["gpt"],
+        "reason": "default", "skipped": [], "healthy": True,
+    }  # fmt: skip
+
+
+def test_a_panel_larger_than_the_rule_is_a_config_error() -> None:
+    cfg = {"rules": [{"name": "duo", "voices": ["gpt", "claude"], "panel": 3}]}
+    with pytest.raises(ConfigError) as info:
+        Router.from_mapping(cfg, voices=VOICES)
+    assert info.value.field == "routing.rules[0]" and "panel of 3" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        Router.from_mapping({"panel": 0, "default": ["gpt"]}, voices=VOICES)
+    assert info.value.field == "routing.panel"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_orchestration._policy import apply_step_policies
-from ai_orchestration._runtime import Budget, RunState, _scope
+from ai_orchestration._runtime import Budget, RunState, _scope, deadline_at
 from ai_orchestration._steps import RouteOutcome, run_step_body
 from ai_orchestration.errors import (
     AiOrchestrationError,
@@ -175,11 +175,12 @@ class _Execution:
                 coro = apply_step_policies(call, step.policies, step.name)()
             else:
                 coro = run_step_body(self, step, inp, span)
-            if timeout_cm is None:
+            if step.timeout is None or timeout_cm is None:
                 value = await coro
             else:
-                async with timeout_cm:
-                    value = await coro
+                with deadline_at(asyncio.get_running_loop().time() + step.timeout):
+                    async with timeout_cm:
+                        value = await coro
         except asyncio.CancelledError as exc:
             trace.end_span(span, SpanStatus.CANCELLED, exc)
             raise
@@ -449,8 +450,9 @@ async def run_workflow(
             output, outputs = await execute(wf, inp, state, root, completed=completed)
         else:
             try:
-                async with asyncio.timeout(timeout):
-                    output, outputs = await execute(wf, inp, state, root, completed=completed)
+                with deadline_at(asyncio.get_running_loop().time() + timeout):
+                    async with asyncio.timeout(timeout):
+                        output, outputs = await execute(wf, inp, state, root, completed=completed)
             except TimeoutError as exc:
                 raise DeadlineExceededError(
                     f"run {run_id} of workflow {wf.name!r} timed out after {timeout}s",

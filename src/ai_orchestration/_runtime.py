@@ -18,7 +18,16 @@ from ai_orchestration.stats import record_call
 from ai_orchestration.tracing import Span, SpanKind, SpanStatus, Trace, VoiceSpanData
 from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
 
-__all__ = ["Budget", "RunState", "call_voice", "current_run", "run_scope"]
+__all__ = [
+    "Budget",
+    "RunState",
+    "call_voice",
+    "current_deadline",
+    "current_run",
+    "deadline_at",
+    "remaining_time",
+    "run_scope",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +106,38 @@ def run_scope(state: RunState, span: Span) -> Iterator[None]:
         yield
     finally:
         _scope.reset(token)
+
+
+# The innermost deadline in event-loop time. Run and step timeouts set it, and so do the
+# deadline policies: retries, hedges and nested steps all see the same end time.
+_deadline: ContextVar[float | None] = ContextVar("ai_orch_deadline", default=None)
+
+
+def current_deadline() -> float | None:
+    """The innermost deadline in event-loop time, or None."""
+    return _deadline.get()
+
+
+def remaining_time() -> float | None:
+    """Seconds left before the innermost deadline (may be negative), or None."""
+    end = _deadline.get()
+    if end is None:
+        return None
+    return end - asyncio.get_running_loop().time()
+
+
+@contextmanager
+def deadline_at(end: float) -> Iterator[float]:
+    """Set the deadline to ``end`` (event-loop time), never later than an enclosing one;
+    yields the effective end."""
+    outer = _deadline.get()
+    if outer is not None and outer < end:
+        end = outer
+    token = _deadline.set(end)
+    try:
+        yield end
+    finally:
+        _deadline.reset(token)
 
 
 def _unexpected(voice: str, exc: Exception) -> VoiceError:

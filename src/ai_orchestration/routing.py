@@ -129,19 +129,36 @@ class RouteInput:
 
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
-    """The chosen voice, the ordered healthy fallbacks, the rule and why.
+    """The chosen panel of voices, the ordered healthy fallbacks, the rule and why.
 
-    ``healthy`` is False when every candidate's circuit was open (the first candidate is
-    returned anyway so the caller gets a fast ``CircuitOpenError`` rather than silence).
+    ``panel`` holds the voices that answer together (one unless the rule or config sets
+    ``panel``); ``voice`` is its first. ``healthy`` is False when every candidate's circuit was
+    open (the candidates are returned anyway so the caller gets a fast ``CircuitOpenError``
+    rather than silence).
     """
 
-    voice: str
+    panel: tuple[str, ...]
     rule: str | None
     fallbacks: tuple[str, ...] = ()
     reason: str = ""
     skipped: tuple[str, ...] = ()
     healthy: bool = True
     trail: tuple[str, ...] = ()
+
+    @property
+    def voice(self) -> str:
+        return self.panel[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the trace and the result record (the trail is for ``explain``)."""
+        return {
+            "rule": self.rule,
+            "voices": list(self.panel),
+            "fallbacks": list(self.fallbacks),
+            "reason": self.reason,
+            "skipped": list(self.skipped),
+            "healthy": self.healthy,
+        }
 
 
 def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
@@ -305,7 +322,8 @@ class Router:
             f"input: {len(ri.text)} chars, language={ri.language}, tags={sorted(ri.tags)}, "
             f"metadata={dict(ri.metadata)}"
         )
-        tail = f"=> voice {d.voice!r} (rule {d.rule!r}; fallbacks: {list(d.fallbacks)})"
+        chosen = f"voice {d.voice!r}" if len(d.panel) == 1 else f"voices {list(d.panel)}"
+        tail = f"=> {chosen} (rule {d.rule!r}; fallbacks: {list(d.fallbacks)})"
         if not d.healthy:
             tail += " [every candidate's circuit is open]"
         return "\n".join([head, *d.trail, tail])
@@ -323,15 +341,11 @@ class Router:
             healthy, skipped = self._health(ordered)
             trail.append(f"{label}: match; {reason}")
             trail.extend(f"  {s}" for s in skipped)
+            panel = rule.panel or self.config.panel
             if healthy:
-                return RouteDecision(
-                    healthy[0], rule.name, tuple(healthy[1:]), reason, tuple(skipped),
-                    trail=tuple(trail),
-                )  # fmt: skip
+                return _decision(healthy, panel, rule.name, reason, skipped, True, trail)
             if first_unhealthy is None:
-                first_unhealthy = RouteDecision(
-                    ordered[0], rule.name, tuple(ordered[1:]), reason, tuple(skipped), False
-                )
+                first_unhealthy = _decision(ordered, panel, rule.name, reason, skipped, False, [])
         return self._fallback(trail, first_unhealthy)
 
     def _fallback(self, trail: list[str], unhealthy: RouteDecision | None) -> RouteDecision:
@@ -339,18 +353,13 @@ class Router:
         healthy, skipped = self._health(default)
         trail.append(f"default {default}" if default else "no default voices configured")
         trail.extend(f"  {s}" for s in skipped)
+        panel = self.config.panel
         if healthy:
-            return RouteDecision(
-                healthy[0], None, tuple(healthy[1:]), "default", tuple(skipped),
-                trail=tuple(trail),
-            )  # fmt: skip
+            return _decision(healthy, panel, None, "default", skipped, True, trail)
         if unhealthy is not None:
             return replace(unhealthy, trail=tuple(trail))
         if default:
-            return RouteDecision(
-                default[0], None, tuple(default[1:]), "default", tuple(skipped), False,
-                tuple(trail),
-            )  # fmt: skip
+            return _decision(default, panel, None, "default", skipped, False, trail)
         raise ConfigError("no rule matched and no default voice is configured", field="routing")
 
     def _health(self, voices: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -443,6 +452,21 @@ class Router:
         good = [v for v in voices if bar is None or _quality(profiles, v) >= bar]
         ordered = sorted(good, key=cost)
         return ordered, f"cheapest with quality >= {bar}: {[(v, cost(v)) for v in ordered]}"
+
+
+def _decision(
+    voices: Sequence[str],
+    panel: int,
+    rule: str | None,
+    reason: str,
+    skipped: Sequence[str],
+    healthy: bool,
+    trail: Sequence[str],
+) -> RouteDecision:
+    return RouteDecision(
+        tuple(voices[:panel]), rule, tuple(voices[panel:]), reason, tuple(skipped), healthy,
+        tuple(trail),
+    )  # fmt: skip
 
 
 def _quality(profiles: Mapping[str, Any], voice: str) -> float:

@@ -85,6 +85,7 @@ class RuleConfig(_Model):
     weights: dict[str, float] | None = None
     min_quality: float | None = Field(default=None, ge=0, le=1)
     ab: ABConfig | None = None
+    panel: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _coherent(self) -> RuleConfig:
@@ -100,6 +101,9 @@ class RuleConfig(_Model):
                 raise ValueError(f"weights name voices not in this rule: {stray}")
         if self.min_quality is not None and self.strategy != "cheapest":
             raise ValueError("min_quality only applies to strategy 'cheapest'")
+        candidates = len(dict.fromkeys([*self.voices, *(self.ab.split if self.ab else ())]))
+        if self.panel is not None and self.panel > candidates:
+            raise ValueError(f"panel of {self.panel} voices but the rule names {candidates}")
         return self
 
 
@@ -112,9 +116,13 @@ class VoiceProfile(_Model):
 
 
 class RoutingConfig(_Model):
+    """``panel``: how many of the chosen voices answer together (and are fused); the rest of
+    the healthy candidates are fallbacks. A rule's own ``panel`` overrides it."""
+
     rules: list[RuleConfig] = Field(default_factory=list)
     default: list[str] = Field(default_factory=list)
     voices: dict[str, VoiceProfile] = Field(default_factory=dict)
+    panel: int = Field(default=1, ge=1)
 
     _default_list = field_validator("default", mode="before")(_listify)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from ai_orchestration._policy import StepCall
+from ai_orchestration._runtime import current_deadline, deadline_at, remaining_time
 from ai_orchestration.errors import DeadlineExceededError, VoiceTimeoutError
 from ai_orchestration.policies._alarms import TaskTimer, alarms
 from ai_orchestration.policies._wrap import PolicyVoice, note
@@ -28,44 +28,22 @@ __all__ = [
     "remaining_time",
 ]
 
-_deadline: ContextVar[float | None] = ContextVar("ai_orch_deadline", default=None)
-
-
-def current_deadline() -> float | None:
-    """The innermost deadline in event-loop time, or None."""
-    return _deadline.get()
-
-
-def remaining_time() -> float | None:
-    """Seconds left before the innermost deadline (may be negative), or None."""
-    end = _deadline.get()
-    if end is None:
-        return None
-    return end - asyncio.get_running_loop().time()
-
 
 @asynccontextmanager
 async def deadline_scope(seconds: float, *, scope: str = "run") -> AsyncIterator[None]:
     """Run the body under a deadline of ``seconds`` (never later than an enclosing one);
     raises ``DeadlineExceededError(scope=...)`` when it passes."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-    outer = _deadline.get()
-    if outer is not None and outer < end:
-        end = outer
-    token = _deadline.set(end)
-    try:
-        async with asyncio.timeout_at(end) as cm:
-            yield
-    except TimeoutError as exc:
-        if not cm.expired():
-            raise
-        note("deadline_exceeded", scope)
-        raise DeadlineExceededError(
-            f"{scope}: deadline of {seconds:g}s exceeded", scope=scope, timeout=seconds
-        ) from exc
-    finally:
-        _deadline.reset(token)
+    with deadline_at(asyncio.get_running_loop().time() + seconds) as end:
+        try:
+            async with asyncio.timeout_at(end) as cm:
+                yield
+        except TimeoutError as exc:
+            if not cm.expired():
+                raise
+            note("deadline_exceeded", scope)
+            raise DeadlineExceededError(
+                f"{scope}: deadline of {seconds:g}s exceeded", scope=scope, timeout=seconds
+            ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,25 +121,19 @@ class DeadlineVoice(PolicyVoice):
 
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
         reg = alarms()
-        end = reg.loop.time() + self.seconds
-        outer = _deadline.get()
-        if outer is not None and outer < end:
-            end = outer
-        timer = TaskTimer(reg, end)
-        token = _deadline.set(end)
-        try:
-            response = await self.inner.respond(request)
-        except BaseException as exc:
-            if timer.disarm() and isinstance(exc, asyncio.CancelledError):
-                scope = f"voice {self.name!r}"
-                note("deadline_exceeded", scope)
-                raise DeadlineExceededError(
-                    f"{scope}: deadline of {self.seconds:g}s exceeded",
-                    scope=scope,
-                    timeout=self.seconds,
-                ) from None
-            raise
-        finally:
-            _deadline.reset(token)
+        with deadline_at(reg.loop.time() + self.seconds) as end:
+            timer = TaskTimer(reg, end)
+            try:
+                response = await self.inner.respond(request)
+            except BaseException as exc:
+                if timer.disarm() and isinstance(exc, asyncio.CancelledError):
+                    scope = f"voice {self.name!r}"
+                    note("deadline_exceeded", scope)
+                    raise DeadlineExceededError(
+                        f"{scope}: deadline of {self.seconds:g}s exceeded",
+                        scope=scope,
+                        timeout=self.seconds,
+                    ) from None
+                raise
         timer.disarm()
         return response
