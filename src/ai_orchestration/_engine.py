@@ -437,12 +437,15 @@ async def run_workflow(
     budget: Budget | None = None,
     run_id: str | None = None,
     completed: Mapping[str, Any] | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run ``wf`` once as a new run with its own trace; see ``Workflow.run``."""
     run_id = run_id or new_run_id()
     trace = Trace(run_id, wf.name, processors) if tracing else NoopTrace(run_id, wf.name)
     state = RunState(run_id, trace, budget)
     root = trace.start_span(SpanKind.RUN, wf.name, RunSpanData(wf.name, input=inp))
+    for key, value in (attributes or {}).items():
+        root.set(key, value)
     started = time.perf_counter()
     token = _scope.set((state, root))
     try:

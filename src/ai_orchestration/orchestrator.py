@@ -27,11 +27,13 @@ from ai_orchestration.workflow import Workflow, WorkflowBuilder
 if TYPE_CHECKING:
     from ai_orchestration.config import OrchestrationConfig
     from ai_orchestration.consensus import Consensus, Vote
+    from ai_orchestration.routing import RouteDecision, Router
     from ai_orchestration.store import Store
 
 __all__ = ["AiOrchestration", "Result"]
 
 T = TypeVar("T")
+_ROUTED_CACHE = 64  # consensus workflows kept per distinct (panel, fallbacks)
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,8 @@ class Result:
 
     ``confidence`` is the fused probability of ``answer`` (0–1). When the ensemble abstains
     (confidence under the configured threshold) ``abstained`` is True and ``answer`` is None;
-    ``consensus.distribution`` still shows what the voices said.
+    ``consensus.distribution`` still shows what the voices said. ``route`` is the routing
+    decision when the config has a ``routing`` section.
     """
 
     answer: Any
@@ -53,6 +56,7 @@ class Result:
     trace: Trace
     trace_path: Path | None
     duration_s: float
+    route: RouteDecision | None = None
 
     @property
     def abstained(self) -> bool:
@@ -72,6 +76,7 @@ class Result:
             "voice_usage": {k: u.to_dict() for k, u in self.voice_usage.items()},
             "trace_path": str(self.trace_path) if self.trace_path else None,
             "duration_s": round(self.duration_s, 4),
+            "route": self.route.to_dict() if self.route is not None else None,
         }
 
 
@@ -123,6 +128,8 @@ class AiOrchestration:
         self._voices: list[Voice] | None = None
         self._policy_budget: Budget | None = None
         self._workflow: Workflow | None = None
+        self._router: Router | None = None
+        self._routed: dict[tuple[tuple[str, ...], tuple[str, ...]], Workflow] = {}
         self._store: Store | None = None
         self._tracker: Any = None
         self._bridge = _LoopThread()
@@ -136,8 +143,8 @@ class AiOrchestration:
             *(p for p in (self.audit,) if p is not None),
             *processors,
         )
-        if self.config.policies is not None:
-            _ = self.voices  # validate policies against voice names now, before any run
+        if self.config.policies is not None or self.config.routing is not None:
+            _ = self.voices, self.router  # check policies and routing before any run
 
     # --- parts, built lazily ---------------------------------------------------------------
 
@@ -184,22 +191,60 @@ class AiOrchestration:
 
     @property
     def workflow(self) -> Workflow:
+        """The consensus workflow over every configured voice."""
         if self._workflow is None:
-            from ai_orchestration.config import parse_join
-
-            c = self.config.consensus
-            self._workflow = (
-                WorkflowBuilder("process")
-                .consensus(
-                    "consensus",
-                    self.voices,
-                    method=c.method,
-                    votes=parse_join(c.votes),
-                    **self._fuse_options(),
-                )
-                .build()
-            )
+            self._workflow = self._consensus_workflow(self.voices)
         return self._workflow
+
+    def _consensus_workflow(self, voices: Sequence[Voice]) -> Workflow:
+        from ai_orchestration.config import parse_join
+
+        c = self.config.consensus
+        return (
+            WorkflowBuilder("process")
+            .consensus(
+                "consensus", voices, method=c.method, votes=parse_join(c.votes),
+                **self._fuse_options(),
+            )
+            .build()
+        )  # fmt: skip
+
+    @property
+    def router(self) -> Router | None:
+        """The ``routing`` section, live: hot-reloaded when it came from a config file."""
+        if self.config.routing is None:
+            return None
+        if self._router is None:
+            from ai_orchestration.routing import Router
+
+            names = [v.name for v in self.voices]
+            file = self._source.file
+            self._router = (
+                Router.from_file(file, voices=names)
+                if file is not None
+                else Router.from_mapping(self.config.routing, voices=names)
+            )
+        return self._router
+
+    def _routed_workflow(self, route: RouteDecision) -> Workflow:
+        """A consensus workflow over the route's panel; panel member i falls back to every
+        panel-th of the route's fallbacks (so no voice answers twice)."""
+        key = (route.panel, route.fallbacks)
+        workflow = self._routed.get(key)
+        if workflow is None:
+            from ai_orchestration.policies import FallbackVoice
+
+            by_name = {v.name: v for v in self.voices}
+            n = len(route.panel)
+            voices: list[Voice] = []
+            for i, name in enumerate(route.panel):
+                spare = [by_name[f] for f in route.fallbacks[i::n]]
+                voices.append(FallbackVoice(by_name[name], spare) if spare else by_name[name])
+            workflow = self._consensus_workflow(voices)
+            if len(self._routed) >= _ROUTED_CACHE:
+                self._routed.pop(next(iter(self._routed)))
+            self._routed[key] = workflow
+        return workflow
 
     def _fuse_options(self) -> dict[str, Any]:
         c = self.config.consensus
@@ -265,6 +310,10 @@ class AiOrchestration:
         """Answer one input: ask every voice, fuse their votes, record the run."""
         inp = self._check_input(input_data)
         workflow = self.workflow  # builds the voices, and with them any policies budget
+        router = self.router
+        route = router.route(inp) if router is not None else None
+        if route is not None:
+            workflow = self._routed_workflow(route)
         b = self.config.budget
         budget = Budget(**b.model_dump()) if b is not None else self._policy_budget
         run = await workflow.run(
@@ -273,6 +322,7 @@ class AiOrchestration:
             tracing=self.config.tracing.enabled,
             timeout=self.config.run.timeout,
             budget=budget,
+            attributes={"route": route.to_dict()} if route is not None else None,
         )
         consensus: Consensus = run.output
         trace_path = self.audit.path_for(run.run_id) if self.audit is not None else None
@@ -302,6 +352,7 @@ class AiOrchestration:
             trace=run.trace,
             trace_path=trace_path,
             duration_s=run.duration_s,
+            route=route,
         )
 
     def process(self, input_data: str | Mapping[str, Any]) -> Result:

@@ -171,6 +171,7 @@ def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
 
 
 _MISSING = object()
+_NO_ROUTE = "no rule matched and no default voice is configured"
 
 
 def _matches_value(actual: Any, expected: Any) -> bool:
@@ -310,25 +311,39 @@ class Router:
     # --- selection -------------------------------------------------------------------------
 
     def select(self, value: Any) -> RouteDecision:
-        """Choose a voice for ``value`` (a string, mapping or ``VoiceRequest``)."""
+        """Choose voices for ``value`` (a string, mapping or ``VoiceRequest``); a
+        ``ConfigError`` when no rule matches and no default is configured."""
+        decision = self.route(value)
+        if decision is None:
+            raise ConfigError(_NO_ROUTE, field="routing")
+        return decision
+
+    def route(self, value: Any) -> RouteDecision | None:
+        """Like ``select``, but None when no rule matches and no default is configured."""
         self.maybe_reload()
-        return self._decide(RouteInput.of(value), advance=True)
+        return self._decide(RouteInput.of(value), advance=True)[0]
 
     def explain(self, value: Any) -> str:
         """Which rule would fire for ``value`` and why, without changing any rotation."""
         ri = RouteInput.of(value)
-        d = self._decide(ri, advance=False)
+        d, trail = self._decide(ri, advance=False)
         head = (
             f"input: {len(ri.text)} chars, language={ri.language}, tags={sorted(ri.tags)}, "
             f"metadata={dict(ri.metadata)}"
         )
-        chosen = f"voice {d.voice!r}" if len(d.panel) == 1 else f"voices {list(d.panel)}"
-        tail = f"=> {chosen} (rule {d.rule!r}; fallbacks: {list(d.fallbacks)})"
-        if not d.healthy:
-            tail += " [every candidate's circuit is open]"
-        return "\n".join([head, *d.trail, tail])
+        if d is None:
+            tail = f"=> {_NO_ROUTE}"
+        else:
+            chosen = f"voice {d.voice!r}" if len(d.panel) == 1 else f"voices {list(d.panel)}"
+            tail = f"=> {chosen} (rule {d.rule!r}; fallbacks: {list(d.fallbacks)})"
+            if not d.healthy:
+                tail += " [every candidate's circuit is open]"
+        return "\n".join([head, *trail, tail])
 
-    def _decide(self, ri: RouteInput, *, advance: bool) -> RouteDecision:
+    def _decide(
+        self, ri: RouteInput, *, advance: bool
+    ) -> tuple[RouteDecision | None, tuple[str, ...]]:
+        """The decision (None: nothing matched, no default) and the trail of reasons."""
         trail: list[str] = []
         first_unhealthy: RouteDecision | None = None
         for rule in self._rules:
@@ -343,12 +358,13 @@ class Router:
             trail.extend(f"  {s}" for s in skipped)
             panel = rule.panel or self.config.panel
             if healthy:
-                return _decision(healthy, panel, rule.name, reason, skipped, True, trail)
+                d = _decision(healthy, panel, rule.name, reason, skipped, True, trail)
+                return d, d.trail
             if first_unhealthy is None:
                 first_unhealthy = _decision(ordered, panel, rule.name, reason, skipped, False, [])
-        return self._fallback(trail, first_unhealthy)
+        return self._fallback(trail, first_unhealthy), tuple(trail)
 
-    def _fallback(self, trail: list[str], unhealthy: RouteDecision | None) -> RouteDecision:
+    def _fallback(self, trail: list[str], unhealthy: RouteDecision | None) -> RouteDecision | None:
         default = list(self.config.default)
         healthy, skipped = self._health(default)
         trail.append(f"default {default}" if default else "no default voices configured")
@@ -360,7 +376,7 @@ class Router:
             return replace(unhealthy, trail=tuple(trail))
         if default:
             return _decision(default, panel, None, "default", skipped, False, trail)
-        raise ConfigError("no rule matched and no default voice is configured", field="routing")
+        return None
 
     def _health(self, voices: Sequence[str]) -> tuple[list[str], list[str]]:
         healthy, skipped = [], []

@@ -168,8 +168,10 @@ class Workflow:
         budget: Budget | None = None,
         run_id: str | None = None,
         completed: Mapping[str, Any] | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> RunResult:
-        """Run once. ``completed`` maps step names to outputs already produced (resume)."""
+        """Run once. ``completed`` maps step names to outputs already produced (resume);
+        ``attributes`` are recorded on the run's span (e.g. the routing decision)."""
         from ai_orchestration._engine import run_workflow
 
         return await run_workflow(
@@ -181,6 +183,7 @@ class Workflow:
             budget=budget,
             run_id=run_id,
             completed=completed,
+            attributes=attributes,
         )
 
 
