@@ -234,18 +234,30 @@ def route(
 
 @app.command()
 @one_line_errors
-def stats(as_json: JsonOpt = False) -> None:
-    """Live per-voice statistics and circuit states of this process."""
+def stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Per-voice latency, error and cost statistics over the last calls recorded in the
+    state folder (and this process's circuit states)."""
+    from ai_orchestration.config import read_config
     from ai_orchestration.policies import circuits
     from ai_orchestration.stats import voice_stats
+    from ai_orchestration.store import SQLiteStore
 
+    path = Path(read_config(config)[0].state_dir) / "state.sqlite3"
+    if path.exists():
+        store = SQLiteStore(path)
+        try:
+            voice_stats.warm(store.recent_calls(voice_stats.window))
+        finally:
+            store.close()
     if as_json:
         data = {
             "voices": {k: v.to_dict() for k, v in voice_stats.snapshot().items()},
             "circuits": circuits.snapshot(),
+            "source": str(path),
         }
         sys.stdout.write(orjson.dumps(data).decode() + "\n")
         return
+    out.print(f"last {voice_stats.window} calls per voice recorded in {path}", highlight=False)
     out.print(voice_stats.format_table(), highlight=False)
     for key, snap in circuits.snapshot().items():
         out.print(f"circuit {key}: {snap['state']}", highlight=False)

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ai_orchestration._runtime import Budget
 from ai_orchestration.errors import ConfigError, InputError
-from ai_orchestration.tracing import JsonlAuditProcessor, SpanProcessor, Trace
+from ai_orchestration.stats import voice_stats
+from ai_orchestration.tracing import (
+    JsonlAuditProcessor,
+    SpanKind,
+    SpanProcessor,
+    SpanStatus,
+    Trace,
+)
 from ai_orchestration.voices import Usage, Voice
 from ai_orchestration.workflow import Workflow, WorkflowBuilder
 
@@ -28,7 +35,7 @@ if TYPE_CHECKING:
     from ai_orchestration.config import OrchestrationConfig
     from ai_orchestration.consensus import Consensus, Vote
     from ai_orchestration.routing import RouteDecision, Router
-    from ai_orchestration.store import Store
+    from ai_orchestration.store import Store, VoiceCall
 
 __all__ = ["AiOrchestration", "Result"]
 
@@ -129,6 +136,7 @@ class AiOrchestration:
         self._policy_budget: Budget | None = None
         self._workflow: Workflow | None = None
         self._router: Router | None = None
+        self._stats_warmed = False
         self._routed: dict[tuple[tuple[str, ...], tuple[str, ...]], Workflow] = {}
         self._store: Store | None = None
         self._tracker: Any = None
@@ -316,6 +324,10 @@ class AiOrchestration:
             workflow = self._routed_workflow(route)
         b = self.config.budget
         budget = Budget(**b.model_dump()) if b is not None else self._policy_budget
+        if not self._stats_warmed:  # hedging and routing start from the recorded latencies
+            self._stats_warmed = True
+            past = await asyncio.to_thread(self.store.recent_calls, voice_stats.window)
+            voice_stats.warm(past)
         run = await workflow.run(
             inp,
             processors=self._processors,
@@ -339,6 +351,7 @@ class AiOrchestration:
             usage=run.usage.to_dict(),
             trace_path=str(trace_path) if trace_path else None,
             created_at=time.time(),
+            calls=_voice_calls(run.trace),
         )
         await asyncio.to_thread(self.store.record_run, record)
         return Result(
@@ -394,3 +407,18 @@ class AiOrchestration:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _voice_calls(trace: Trace) -> list[VoiceCall]:
+    """The run's finished voice calls (cancelled ones say nothing about the voice)."""
+    done = (SpanStatus.OK, SpanStatus.ERROR)
+    return [
+        (s.name, s.duration_s, s.status is SpanStatus.OK, _cost(s.data))
+        for s in trace.spans
+        if s.kind is SpanKind.VOICE and s.status in done
+    ]
+
+
+def _cost(data: Any) -> float:
+    usage = getattr(data, "usage", None)
+    return float(usage.get("cost_usd", 0.0)) if isinstance(usage, dict) else 0.0

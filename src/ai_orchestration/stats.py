@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +160,20 @@ class StatsRegistry:
 
     def get(self, voice: str) -> VoiceStats | None:
         return self._by_name.get(voice)
+
+    def warm(self, calls: Iterable[tuple[str, float, bool, float]]) -> None:
+        """Seed voices that have no statistics in this process yet with past calls
+        ((voice, latency_s, ok, cost_usd), oldest first), e.g. from the state folder."""
+        fresh: dict[str, VoiceStats] = {}
+        for voice, latency_s, ok, cost_usd in calls:
+            st = fresh.get(voice)
+            if st is None:
+                if voice in self._by_name:
+                    continue
+                st = fresh[voice] = VoiceStats(voice, self.window)
+            st.record(latency_s, ok, cost_usd)
+        for voice, st in fresh.items():
+            self._by_name.setdefault(voice, st)
 
     def names(self) -> list[str]:
         return sorted(self._by_name)

@@ -31,7 +31,14 @@ from ai_orchestration.consensus._base import NEUTRAL_ACCURACY, Aggregator, log_o
 from ai_orchestration.consensus._bayes import BayesianFusion
 from ai_orchestration.consensus._data import VoteTable, parse_votes
 from ai_orchestration.consensus._reliability import ReliabilityTracker
-from ai_orchestration.consensus._text import DEFAULT_THRESHOLD, Embed, Judge, cluster, normalise
+from ai_orchestration.consensus._text import (
+    DEFAULT_THRESHOLD,
+    Embed,
+    Judge,
+    cluster,
+    normalise,
+    normalise_all,
+)
 from ai_orchestration.consensus._types import Consensus, Vote
 from ai_orchestration.errors import ConsensusError, InputError
 
@@ -95,11 +102,10 @@ def _resolve(method: str, reliability: Reliability) -> tuple[Aggregator, str]:
 
 
 def _rows(
-    valid: list[Vote], groups: list[list[int]]
+    valid: list[Vote], groups: list[list[int]], keys: list[str]
 ) -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
     """Batch rows for one item, the cluster label of each vote and each cluster's answer."""
     reps, labels = [], []
-    keys = [normalise(v.answer) for v in valid]
     spelling = [(keys[i], repr(v.answer)) for i, v in enumerate(valid)]
     for g in groups:
         counts = Counter(spelling[i] for i in g)
@@ -216,8 +222,10 @@ def fuse(
             abstain_below=abstain_below,
             method=method,
         )
-    groups = cluster([v.answer for v in valid], embed=embed, threshold=threshold, judge=judge)
-    rows, labels, reps = _rows(valid, groups)
+    answers = [v.answer for v in valid]
+    keys = normalise_all(answers)
+    groups = cluster(answers, embed=embed, threshold=threshold, judge=judge, keys=keys)
+    rows, labels, reps = _rows(valid, groups, keys)
     agg, priors = _resolve(method, reliability)
     table = _table(agg, rows, n_classes)
     proba = agg.proba(table)[0]
@@ -253,11 +261,12 @@ def _result(
     elif abstain_below is not None and conf < abstain_below:
         reason = f"confidence {conf:.3f} below {abstain_below}"
     cluster_of = {i: n for n, g in enumerate(groups) for i in g}
+    cluster_key = [_key(lab) for lab in labels]
     weights = _weights(agg, table)
     voices = {
         v.voice: {
             "answer": v.answer,
-            "cluster": _key(labels[cluster_of[i]]),
+            "cluster": cluster_key[cluster_of[i]],
             "weight": weights[v.voice],
             "why": _why(agg, v.voice, tracker),
         }
@@ -267,7 +276,8 @@ def _result(
     explanation: dict[str, Any] = {"method": agg.method, "priors": priors, "voices": voices}
     explanation.update(failed=failed, temperature=agg.temperature_, abstained=reason)
     winner = None if reason else answer_of[_key(lead)]
-    agree = sum(1 for i in range(len(valid)) if _key(labels[cluster_of[i]]) == _key(lead))
+    lead_key = _key(lead)
+    agree = sum(len(g) for g, k in zip(groups, cluster_key, strict=True) if k == lead_key)
     return Consensus(
         answer=winner,
         confidence=conf,

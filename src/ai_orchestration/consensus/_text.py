@@ -15,7 +15,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -169,6 +169,26 @@ def normalise(answer: Any) -> str:
     return _text(str(answer))
 
 
+def normalise_all(answers: Iterable[Any]) -> list[str]:
+    """``normalise`` of each answer, worked out once per distinct answer.
+
+    >>> normalise_all(["Paris", "Paris", 1, True])
+    ['paris', 'paris', '1', 'true']
+    """
+    seen: dict[tuple[type, Any], str] = {}
+    out = []
+    for a in answers:
+        try:
+            key = seen.get((a.__class__, a))
+        except TypeError:  # unhashable (mappings, lists)
+            out.append(normalise(a))
+            continue
+        if key is None:
+            key = seen[(a.__class__, a)] = normalise(a)
+        out.append(key)
+    return out
+
+
 def _numbers_in(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _numbers_in(v) for k, v in value.items()}
@@ -225,15 +245,17 @@ def cluster(
     embed: Embed | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     judge: Judge | None = None,
+    keys: Sequence[str] | None = None,
 ) -> list[list[int]]:
     """Group answer indices into clusters of equivalent answers (in order of first appearance).
+    ``keys`` are the answers' ``normalise`` forms when the caller has them already.
 
     >>> cluster(["Paris", "paris.", "Lyon"])
     [[0, 1], [2]]
     """
     groups: dict[str, list[int]] = {}
-    for i, a in enumerate(answers):
-        groups.setdefault(normalise(a), []).append(i)
+    for i, key in enumerate(keys if keys is not None else normalise_all(answers)):
+        groups.setdefault(key, []).append(i)
     out = list(groups.values())
     texts = [str(answers[g[0]]) for g in out]
     if embed is None or len(out) < 2 or any(isinstance(answers[g[0]], Mapping) for g in out):

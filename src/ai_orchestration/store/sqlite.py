@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from ai_orchestration.errors import StoreError
-from ai_orchestration.store._base import RunRecord
+from ai_orchestration.store._base import RunRecord, VoiceCall
 
 __all__ = ["SQLiteStore"]
 
@@ -28,6 +28,14 @@ CREATE TABLE IF NOT EXISTS runs (
     usage       BLOB NOT NULL,
     trace_path  TEXT
 );
+CREATE TABLE IF NOT EXISTS voice_calls (
+    run_id      TEXT NOT NULL REFERENCES runs(run_id),
+    voice       TEXT NOT NULL,
+    latency_s   REAL NOT NULL,
+    ok          INTEGER NOT NULL,
+    cost_usd    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS voice_calls_by_voice ON voice_calls(voice);
 CREATE TABLE IF NOT EXISTS feedback (
     run_id      TEXT NOT NULL REFERENCES runs(run_id),
     created_at  REAL NOT NULL,
@@ -67,7 +75,19 @@ class SQLiteStore:
             _dump(record.usage),
             record.trace_path,
         )
-        self._write("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+        calls = [(record.run_id, v, lat, int(ok), cost) for v, lat, ok, cost in record.calls]
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                try:
+                    self._db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+                    self._db.executemany("INSERT INTO voice_calls VALUES (?,?,?,?,?)", calls)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._lock:
@@ -98,6 +118,20 @@ class SQLiteStore:
             trace_path=row[9],
             feedback=orjson.loads(fb[0]) if fb else None,
         )
+
+    def recent_calls(self, per_voice: int) -> list[VoiceCall]:
+        """The last ``per_voice`` calls of every voice, oldest first."""
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT voice, latency_s, ok, cost_usd FROM (SELECT rowid AS n, *, "
+                    "ROW_NUMBER() OVER (PARTITION BY voice ORDER BY rowid DESC) AS age "
+                    "FROM voice_calls) WHERE age <= ? ORDER BY n",
+                    (per_voice,),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+        return [(v, lat, bool(ok), cost) for v, lat, ok, cost in rows]
 
     def record_feedback(self, run_id: str, correct_answer: Any) -> None:
         self._write(
