@@ -143,3 +143,29 @@ def test_delay_comes_from_live_p95_once_enough_samples() -> None:
     stats.record("v", 0.20)
     assert policy.delay_for("v") == pytest.approx(0.19)  # nearest rank: 19th of 20
     assert HedgePolicy(stats=stats).delay_for("unknown") is None
+
+
+def test_per_attempt_latencies_win_over_whole_call_latencies() -> None:
+    stats = StatsRegistry()
+    policy = HedgePolicy(min_samples=20, stats=stats)
+    for _ in range(20):
+        stats.record("v", 1.0)  # whole calls: retries and their backoff inside
+    assert policy.delay_for("v") == 1.0  # the upper bound until attempts are known
+    for _ in range(20):
+        stats.record("v/attempt", 0.05)
+    assert policy.delay_for("v") == 0.05
+
+
+async def test_hedged_voices_record_each_successful_attempt() -> None:
+    stats = StatsRegistry()
+    slow_then_quick = Calls(lambda: asyncio.sleep(0.2, "slow"), lambda: asyncio.sleep(0.01, "q"))
+    hedged = with_policies(
+        FunctionVoice("v", slow_then_quick), HedgePolicy(delay=0.05, stats=stats)
+    )
+    assert (await hedged.respond(REQ)).text == "q"  # the hedge won after 0.05 + 0.01 s
+    plain = with_policies(FunctionVoice("w", lambda r: "x"), HedgePolicy(stats=stats))
+    await plain.respond(REQ)  # no delay known yet: not hedged, still measured
+    v, w = stats.get("v/attempt"), stats.get("w/attempt")
+    assert v is not None and v.window_calls == 1 and v.p50 is not None
+    assert 0.01 <= v.p50 < 0.1  # the winning hedge's own latency, not the whole call's
+    assert w is not None and w.window_calls == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ai_orchestration.policies._alarms import alarms
@@ -23,8 +24,11 @@ __all__ = ["HedgePolicy", "HedgeVoice"]
 class HedgePolicy:
     """Send a second request when the first has not answered after a delay.
 
-    The delay is the voice's ``quantile`` latency from live stats once ``min_samples`` calls
-    were seen, else ``default_delay`` (None: do not hedge until stats exist); ``delay`` fixes it.
+    The delay is the ``quantile`` of the voice's per-attempt latencies, which every hedged
+    voice records under ``"<voice>/attempt"`` (``stats_key`` overrides the key), once
+    ``min_samples`` were seen; until then the same quantile of its whole-call latencies (from
+    the engine, e.g. seeded from the state folder: an upper bound, since retries inside count);
+    else ``default_delay`` (None: do not hedge until stats exist). ``delay`` fixes it.
     """
 
     quantile: float = 0.95
@@ -42,24 +46,36 @@ class HedgePolicy:
             if v is not None and v < 0:
                 raise ValueError("hedge delays must be >= 0")
 
+    def attempt_key(self, voice: str) -> str:
+        return self.stats_key or f"{voice}/attempt"
+
     def delay_for(self, voice: str) -> float | None:
         if self.delay is not None:
             return self.delay
-        st = self.stats.get(self.stats_key or voice)
-        if st is None or st.window_calls < self.min_samples:
-            return self.default_delay
-        q = st.quantile(self.quantile)
-        return None if q is None else max(self.min_delay, q)
+        for key in (self.attempt_key(voice), voice):
+            st = self.stats.get(key)
+            if st is not None and st.window_calls >= self.min_samples:
+                q = st.quantile(self.quantile)
+                return None if q is None else max(self.min_delay, q)
+        return self.default_delay
 
     def wrap(self, voice: Voice) -> Voice:
         return HedgeVoice(voice, self)
 
 
 class _Race:
-    __slots__ = ("context", "error", "hedge", "main", "phase", "request", "result", "voice")
+    __slots__ = (
+        "context", "error", "hedge", "main", "phase", "record", "request", "result", "voice",
+    )  # fmt: skip
 
-    def __init__(self, voice: Voice, request: VoiceRequest, main: asyncio.Task[object]) -> None:
-        self.voice, self.request, self.main = voice, request, main
+    def __init__(
+        self,
+        voice: Voice,
+        request: VoiceRequest,
+        main: asyncio.Task[object],
+        record: Callable[[float], None],
+    ) -> None:
+        self.voice, self.request, self.main, self.record = voice, request, main, record
         # The shared alarm timer runs in whichever context armed it: keep the caller's.
         self.context = contextvars.copy_context()
         self.hedge: asyncio.Task[None] | None = None
@@ -73,11 +89,13 @@ class _Race:
             self.hedge = loop.create_task(self._run(), context=self.context)
 
     async def _run(self) -> None:
+        started = asyncio.get_running_loop().time()
         try:
             self.result = await self.voice.respond(self.request)
         except Exception as exc:
             self.error = exc
             return
+        self.record(asyncio.get_running_loop().time() - started)
         if self.phase == "first":
             self.phase = "hedge-won"
             self.main.cancel()
@@ -90,17 +108,23 @@ class HedgeVoice(PolicyVoice):
         super().__init__(inner)
         self.policy = policy
 
+    def _record(self, latency_s: float) -> None:
+        self.policy.stats.record(self.policy.attempt_key(self.name), latency_s)
+
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
         delay = self.policy.delay_for(self.name)
         main = asyncio.current_task()
-        if delay is None or main is None:
-            return await self.inner.respond(request)
-        race = _Race(self.inner, request, main)
-        cancelling = main.cancelling()
         reg = alarms()
-        timer = reg.add(reg.loop.time() + delay, race.launch)
+        started = reg.loop.time()
+        if delay is None or main is None:
+            response = await self.inner.respond(request)
+            self._record(reg.loop.time() - started)
+            return response
+        race = _Race(self.inner, request, main, self._record)
+        cancelling = main.cancelling()
+        timer = reg.add(started + delay, race.launch)
         try:
-            return await self._first(race, cancelling)
+            return await self._first(race, cancelling, started)
         finally:
             timer.cancel()
             race.phase = "done"
@@ -108,7 +132,7 @@ class HedgeVoice(PolicyVoice):
                 race.hedge.cancel()
                 await asyncio.wait((race.hedge,))
 
-    async def _first(self, race: _Race, cancelling: int) -> VoiceResponse:
+    async def _first(self, race: _Race, cancelling: int, started: float) -> VoiceResponse:
         try:
             response = await self.inner.respond(race.request)
         except asyncio.CancelledError:
@@ -133,6 +157,7 @@ class HedgeVoice(PolicyVoice):
             return race.result
         if race.phase == "hedge-won":  # the first answered although cancelled: keep it
             race.main.uncancel()
+        race.record(asyncio.get_running_loop().time() - started)
         if race.hedge is not None:
             note("hedge", "first won")
         return response
