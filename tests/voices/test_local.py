@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ai_orchestration.errors import BadRequestError, ConfigError
-from ai_orchestration.voices import Voice, VoiceRequest, VoiceSettings, local
+from ai_orchestration.voices import Voice, VoiceRequest, VoiceSettings, _llama
 from ai_orchestration.voices.defaults import default_voices
 from ai_orchestration.voices.embedding import Embedder, EmbeddingVoice
 from ai_orchestration.voices.local import (
@@ -347,14 +347,14 @@ async def test_leaving_a_stream_early_stops_generation(
     full = await gemma.respond(request)
     assert full.usage.output_tokens >= 5
     generated: list[int] = []
-    complete = local._complete
+    complete = _llama.complete
 
     def counting(*args: Any, **kwargs: Any) -> dict[str, Any]:
         out = complete(*args, **kwargs)
         generated.append(out["usage"]["completion_tokens"])
         return out
 
-    monkeypatch.setattr(local, "_complete", counting)
+    monkeypatch.setattr(_llama, "complete", counting)
     stream = gemma.stream(request)
     first = await anext(stream)
     await stream.aclose()
