@@ -1,15 +1,16 @@
 """llama.cpp work behind :class:`~ai_orchestration.voices.local.LlamaCppVoice`.
 
 The packaged Gemma file, the process-wide model cache (one ``Llama`` per model path and context
-size, loaded on first use), and the blocking calls — option scoring and completion — that run
-in a worker thread under a model's lock (llama.cpp contexts are not thread-safe). The KV cache
-of a prompt's few-shot prefix is reused across calls, and snapshotted so voices with different
-prompts sharing a model do not re-decode theirs.
+size, loaded on first use and closed at exit), and the blocking calls — option scoring and
+completion — that run in a worker thread under a model's lock (llama.cpp contexts are not
+thread-safe). The KV cache of a prompt's few-shot prefix is reused across calls, and
+snapshotted so voices with different prompts sharing a model do not re-decode theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import ctypes
 import itertools
 import json
@@ -96,8 +97,23 @@ def get_model(path: str, n_ctx: int, n_threads: int | None) -> Model:
         model = _MODELS.get(key)
         if model is None:
             threads = n_threads or max(1, min(4, os.cpu_count() or 1))
-            model = _MODELS[key] = _load(path, n_ctx, threads)
+            model = _load(path, n_ctx, threads)
+            if not _MODELS:
+                atexit.register(_close_models)
+            _MODELS[key] = model
         return model
+
+
+def _close_models() -> None:
+    """Free the cached models at exit, while llama_cpp is still intact: left to ``Llama.__del__``
+    during interpreter teardown, closing finds its module globals gone and prints a TypeError."""
+    with _MODELS_LOCK:
+        models = list(_MODELS.values())
+        _MODELS.clear()
+    for model in models:
+        with model.lock:
+            model.snapshots.clear()
+            model.llm.close()
 
 
 def _load(path: str, n_ctx: int, n_threads: int) -> Model:
