@@ -209,3 +209,16 @@ def test_a_budget_in_two_places_is_a_config_error(tmp_path: Path) -> None:
     }
     with pytest.raises(ConfigError, match=r"both in \[budget\] and in \[policies\.budget\]"):
         AiOrchestration(cfg, voices=[fixed("a", "x")])
+
+
+@pytest.mark.llm
+def test_default_voices_all_vote_on_a_free_text_question(tmp_path: Path) -> None:
+    system = AiOrchestration({"state_dir": str(tmp_path)})
+    result = system.process("What is the capital of Japan?")
+    system.close()
+    votes = {v.voice: v for v in result.votes}
+    assert sorted(votes) == ["e5-similarity", "gemma-qa", "gemma-trivia"]
+    assert all(v.ok for v in votes.values()), [v.error for v in votes.values()]
+    (candidates,) = result.consensus.explanation["selection"].values()
+    assert votes["e5-similarity"].answer in candidates
+    assert set(candidates) <= {votes["gemma-qa"].answer, votes["gemma-trivia"].answer}

@@ -7,8 +7,9 @@ means. Voice calls always go through ``_runtime.call_voice``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ai_orchestration._runtime import _scope, call_voice
@@ -40,7 +41,14 @@ from ai_orchestration.workflow import (
 if TYPE_CHECKING:
     from ai_orchestration._engine import _Execution
 
-__all__ = ["RouteOutcome", "collect_votes", "run_step_body", "to_request"]
+__all__ = [
+    "Collected",
+    "RouteOutcome",
+    "collect_votes",
+    "picks_among_answers",
+    "run_step_body",
+    "to_request",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,27 +238,84 @@ def _enough(join: Any, got: int, valid: int, n: int) -> bool:
     return False
 
 
+def picks_among_answers(voice: Voice) -> bool:
+    """True for a voice that cannot write free text, only pick among given answers."""
+    return getattr(voice, "picks_among_answers", False) is True
+
+
+_NO_CANDIDATES = "no candidates to select among: no other voice gave a valid answer"
+
+
+def _candidates(votes: Sequence[Vote]) -> list[str]:
+    """The distinct valid answers (by ``normalise``), each in its first spelling, as text."""
+    from ai_orchestration.consensus import normalise
+
+    seen: dict[str, str] = {}
+    for vote in votes:
+        if vote.valid:
+            key = normalise(vote.answer)
+            if key and key not in seen:
+                answer = vote.answer  # JSON text normalises like the object it encodes
+                seen[key] = answer if isinstance(answer, str) else json.dumps(answer, default=str)
+    return list(seen.values())
+
+
+@dataclass(slots=True)
+class Collected:
+    """What a consensus step's voices gave: votes, who was not awaited, who selected among what."""
+
+    votes: list[Vote]
+    not_awaited: list[str]
+    selection: dict[str, list[str]] = field(default_factory=dict)
+
+
 async def collect_votes(
-    voices: tuple[Voice, ...], request: VoiceRequest, join: Any
-) -> tuple[list[Vote], list[str]]:
-    """Ask ``voices`` concurrently until ``join`` is satisfied; returns (votes, not awaited)."""
-    votes: list[Vote] = []
+    voices: tuple[Voice, ...], request: VoiceRequest, join: Any, *, earlier: Sequence[Vote] = ()
+) -> Collected:
+    """Ask ``voices`` concurrently until ``join`` is satisfied.
+
+    Without ``request.choices``, voices that only pick among answers are asked after the
+    others, to choose among the distinct valid answers of ``earlier`` and the other voices.
+    """
+    split = request.choices is None
+    generators = tuple(v for v in voices if not (split and picks_among_answers(v)))
+    selectors = tuple(v for v in voices if split and picks_among_answers(v))
+    got = Collected([], [])
     enough = asyncio.Event()
     n = len(voices)
-
     valid = 0  # counted as votes arrive: re-counting per vote made 1,000 voices O(n²)
 
-    async def ask(voice: Voice) -> None:
+    def record(vote: Vote) -> None:
         nonlocal valid
-        vote = await _ask(voice, request)
-        votes.append(vote)
+        got.votes.append(vote)
         valid += vote.ok
-        if _enough(join, len(votes), valid, n):
+        if _enough(join, len(got.votes), valid, n):
             enough.set()
+
+    async def ask(voice: Voice, req: VoiceRequest) -> None:
+        record(await _ask(voice, req))
+
+    async def phases() -> None:
+        async with asyncio.TaskGroup() as tg:
+            for v in generators:
+                tg.create_task(ask(v, request))
+        if not selectors or enough.is_set():
+            return
+        rank = {v.name: i for i, v in enumerate(generators)}
+        candidates = _candidates([*earlier, *sorted(got.votes, key=lambda v: rank[v.voice])])
+        got.selection = {v.name: candidates for v in selectors}
+        if not candidates:
+            for v in selectors:
+                record(Vote(voice=v.name, answer=None, error=_NO_CANDIDATES))
+            return
+        choosing = replace(request, choices=tuple(candidates))
+        async with asyncio.TaskGroup() as tg:
+            for v in selectors:
+                tg.create_task(ask(v, choosing))
 
     try:
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(ask(v)) for v in voices]
+            task = tg.create_task(phases())
             if not _waits_for_all(join):
                 try:
                     seconds = join.seconds if type(join) is Deadline else None
@@ -258,12 +323,12 @@ async def collect_votes(
                         await enough.wait()
                 except TimeoutError:
                     pass
-                for t in tasks:
-                    t.cancel()
+                task.cancel()
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
-    answered = {v.voice for v in votes}
-    return votes, [v.name for v in voices if v.name not in answered]
+    answered = {v.voice for v in got.votes}
+    got.not_awaited = [v.name for v in voices if v.name not in answered]
+    return got
 
 
 async def collect_adaptive(
@@ -271,8 +336,9 @@ async def collect_adaptive(
     request: VoiceRequest,
     plan: Adaptive,
     reliability: Mapping[str, float],
-) -> tuple[list[Vote], dict[str, Any]]:
-    """Ask voices in waves until ``decide`` says more answers cannot matter."""
+) -> tuple[Collected, dict[str, Any]]:
+    """Ask voices in waves until ``decide`` says more answers cannot matter; on free text,
+    voices that only pick among answers come last."""
     from ai_orchestration.consensus import decide, order_voices
 
     by_name = {v.name: v for v in voices}
@@ -284,26 +350,32 @@ async def collect_adaptive(
         by="cost" if plan.order == "cost" else "value",
         n_classes=n_classes or 2,
     )
-    votes: list[Vote] = []
+    if request.choices is None:
+        order.sort(key=lambda name: picks_among_answers(by_name[name]))  # stable
+    got = Collected([], [])
     reason = "every voice asked"
     while order:
         wave, order = order[: plan.wave], order[plan.wave :]
-        more, _ = await collect_votes(tuple(by_name[n] for n in wave), request, All())
-        votes.extend(more)
+        more = await collect_votes(
+            tuple(by_name[n] for n in wave), request, All(), earlier=got.votes
+        )
+        got.votes.extend(more.votes)
+        got.selection.update(more.selection)
         if not order:
             break
-        decision = decide(votes, order, reliability, target=plan.target, n_classes=n_classes)
+        decision = decide(got.votes, order, reliability, target=plan.target, n_classes=n_classes)
         if decision.stop:
             reason = decision.reason
             break
+    got.not_awaited = order
     report = {
-        "asked": [v.voice for v in votes],
+        "asked": [v.voice for v in got.votes],
         "not_asked": order,
         "calls_saved": len(order),
         "cost_saved": sum(plan.cost.get(n, 0.0) for n in order),
         "stop_reason": reason,
     }
-    return votes, report
+    return got, report
 
 
 def _waits_for_all(join: Any) -> bool:
@@ -315,32 +387,33 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
 
     spec: ConsensusSpec = step.spec
     request = to_request(inp, step.name)
-    adaptive: dict[str, Any] | None = None
+    extra: dict[str, Any] = {}
     if isinstance(spec.join, Adaptive):
         from ai_orchestration.consensus._fuse import reliability_map
 
         rel = reliability_map(spec.options.get("reliability"))
-        votes, adaptive = await collect_adaptive(spec.voices, request, spec.join, rel)
-        not_awaited = adaptive["not_asked"]
+        got, extra["adaptive"] = await collect_adaptive(spec.voices, request, spec.join, rel)
     else:
-        votes, not_awaited = await collect_votes(spec.voices, request, spec.join)
+        got = await collect_votes(spec.voices, request, spec.join)
+    if got.selection:
+        extra["selection"] = got.selection
     trace = ex.trace
-    data = ConsensusSpanData(method=spec.method, votes=[v.to_dict() for v in votes])
+    data = ConsensusSpanData(method=spec.method, votes=[v.to_dict() for v in got.votes])
     cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, span)
     try:
-        result = fuse(votes, method=spec.method, **spec.options)
+        result = fuse(got.votes, method=spec.method, **spec.options)
     except BaseException as exc:
         trace.end_span(cspan, SpanStatus.ERROR, exc)
         raise
-    if adaptive is not None:
-        result = replace(result, explanation={**result.explanation, "adaptive": adaptive})
+    if extra:
+        result = replace(result, explanation={**result.explanation, **extra})
     data.answer, data.confidence = result.answer, result.confidence
     data.explanation = {
         "weights": dict(result.weights),
         "distribution": dict(result.distribution),
         "agreement": result.agreement,
         "abstained": result.abstained,
-        "not_awaited": not_awaited,
+        "not_awaited": got.not_awaited,
         **result.explanation,
     }
     trace.end_span(cspan)

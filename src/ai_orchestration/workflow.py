@@ -264,7 +264,9 @@ class WorkflowBuilder:
         **options: Any,
     ) -> WorkflowBuilder:
         """Ask the voices concurrently, collect votes under the ``votes`` policy (all, quorum,
-        deadline… or ``Adaptive`` waves), and fuse them with ``method``. Output: ``Consensus``."""
+        deadline… or ``Adaptive`` waves), and fuse them with ``method``. Output: ``Consensus``.
+        On input without ``choices``, voices that only pick among answers are asked after the
+        others, choosing among their answers."""
         spec = ConsensusSpec(tuple(voices), method, votes, dict(options))
         return self._add(
             name,

@@ -22,7 +22,8 @@ from ai_orchestration.errors import (
     VoiceTimeoutError,
 )
 from ai_orchestration.voices import VoiceRequest
-from ai_orchestration.voices._http import SseDecoder, SseEvent, parse_retry_after
+from ai_orchestration.voices._http import SseDecoder, SseEvent
+from ai_orchestration.voices._http_errors import parse_retry_after
 from ai_orchestration.voices.openai_compat import OpenAICompatVoice
 
 

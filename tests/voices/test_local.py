@@ -12,12 +12,13 @@ import math
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ai_orchestration.errors import BadRequestError, ConfigError
-from ai_orchestration.voices import Voice, VoiceRequest, VoiceSettings, local
+from ai_orchestration.voices import Voice, VoiceRequest, VoiceSettings, _llama
 from ai_orchestration.voices.defaults import default_voices
 from ai_orchestration.voices.embedding import Embedder, EmbeddingVoice
 from ai_orchestration.voices.local import (
@@ -347,14 +348,14 @@ async def test_leaving_a_stream_early_stops_generation(
     full = await gemma.respond(request)
     assert full.usage.output_tokens >= 5
     generated: list[int] = []
-    complete = local._complete
+    complete = _llama.complete
 
     def counting(*args: Any, **kwargs: Any) -> dict[str, Any]:
         out = complete(*args, **kwargs)
         generated.append(out["usage"]["completion_tokens"])
         return out
 
-    monkeypatch.setattr(local, "_complete", counting)
+    monkeypatch.setattr(_llama, "complete", counting)
     stream = gemma.stream(request)
     first = await anext(stream)
     await stream.aclose()
@@ -376,6 +377,22 @@ async def test_timeout_raises_voice_timeout_and_frees_the_model(gemma: LlamaCppV
     assert info.value.voice == "gemma-test" and info.value.retryable
     after = await gemma.respond(_ask("What is 2 + 2?", ("4", "5")))
     assert after.text in {"4", "5"}
+
+
+@pytest.mark.llm
+def test_exit_after_loading_prints_no_teardown_error(tmp_path: Path) -> None:
+    # Under pytest, llama-cpp-python's Llama.__del__ used to run after its module globals were
+    # torn down and print "TypeError: 'NoneType' object is not callable" at exit.
+    (tmp_path / "test_load.py").write_text(
+        "from ai_orchestration.voices.local import LlamaCppVoice\n\n\n"
+        "def test_load() -> None:\n"
+        "    LlamaCppVoice('g').load()\n"
+    )
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    output = proc.stdout + proc.stderr
+    assert "Exception ignored" not in output and "TypeError" not in output, output[-2000:]
 
 
 def test_voices_pickle_as_configuration() -> None:

@@ -29,6 +29,11 @@ class PolicyVoice:
     def name(self) -> str:
         return self._name
 
+    @property
+    def picks_among_answers(self) -> bool:
+        """Whether ``inner`` only picks among given answers (consensus asks it last)."""
+        return getattr(self.inner, "picks_among_answers", False) is True
+
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
         return await self.inner.respond(request)
 

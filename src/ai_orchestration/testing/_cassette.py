@@ -263,6 +263,11 @@ class CassetteVoice:
     def name(self) -> str:
         return self._name
 
+    @property
+    def picks_among_answers(self) -> bool:
+        """Whether the wrapped voice only picks among given answers (consensus asks it last)."""
+        return getattr(self.inner, "picks_among_answers", False) is True
+
     def __repr__(self) -> str:
         return f"CassetteVoice({self._name!r}, {self.cassette!r})"
 

@@ -172,7 +172,8 @@ class EmbeddingVoice:
     similarities divided by ``temperature`` (e5 similarities differ by hundredths, hence the
     small default). Without choices it picks among the voice's own ``candidates`` (e.g. FAQ
     answers) the same way; with neither it raises ``BadRequestError``: an embedding model
-    cannot write free text. Usage counts the tokens embedded; cost is 0.
+    cannot write free text. In a consensus step it then picks among the other voices' answers
+    (see ``picks_among_answers``). Usage counts the tokens embedded; cost is 0.
     """
 
     __slots__ = ("_embedder", "_name", "candidates", "temperature")
@@ -202,6 +203,12 @@ class EmbeddingVoice:
     @property
     def model(self) -> str:
         return self._embedder.model
+
+    @property
+    def picks_among_answers(self) -> bool:
+        """True without ``candidates``: on free text, consensus asks this voice after the
+        others, with their distinct answers as ``choices``."""
+        return not self.candidates
 
     def __repr__(self) -> str:
         return f"EmbeddingVoice({self._name!r}, model={self.model!r})"

