@@ -96,10 +96,15 @@ async def test_free_text_selector_picks_among_the_distinct_answers() -> None:
     assert explanation(trace)["not_awaited"] == []
 
 
-async def test_a_single_candidate_still_gets_the_selector_vote() -> None:
-    out, _ = await run([says("a", "Paris"), says("b", "paris"), Picker()], "Capital of France?")
-    assert answers(out) == {"a": "Paris", "b": "paris", "pick": "Paris"}
+async def test_a_single_candidate_is_an_abstention_not_an_echo() -> None:
+    picker = Picker()
+    out, _ = await run([says("a", "Paris"), says("b", "paris"), picker], "Capital of France?")
+    assert {v.voice: v.answer for v in out.votes if v.valid} == {"a": "Paris", "b": "paris"}
+    assert picker.requests == []
+    (pick,) = [v for v in out.votes if v.voice == "pick"]
+    assert pick.answer is None and pick.error is not None and "nothing to select" in pick.error
     assert out.explanation["selection"] == {"pick": ["Paris"]}
+    assert out.agreement == 1.0 and len([v for v in out.votes if v.valid]) == 2
 
 
 async def test_with_choices_every_voice_is_asked_at_once() -> None:
@@ -153,10 +158,11 @@ async def test_quorum_reached_by_the_generators_leaves_the_selector_unasked() ->
 
 
 async def test_quorum_completed_by_the_selector() -> None:
-    out, trace = await run([says("a", "yes"), down("b"), Picker()], "q", Quorum(2))
-    assert answers(out) == {"a": "yes", "b": "voice 'b': OSError: down", "pick": "yes"}
+    voices = [says("a", "yes"), says("b", "no"), down("c"), Picker()]
+    out, trace = await run(voices, "q", Quorum(3))
+    assert answers(out) == {"a": "yes", "b": "no", "c": "voice 'c': OSError: down", "pick": "yes"}
     assert explanation(trace)["not_awaited"] == []
-    assert out.explanation["selection"] == {"pick": ["yes"]}
+    assert out.explanation["selection"] == {"pick": ["yes", "no"]}
 
 
 async def test_first_success_needs_no_selector() -> None:
@@ -200,7 +206,7 @@ async def test_adaptive_with_choices_keeps_its_order() -> None:
 async def test_cancelling_during_selection_leaves_no_tasks() -> None:
     never = asyncio.Event()
     pick = Picker(gate=never)
-    wf = WorkflowBuilder("w").consensus("vote", [says("a", "yes"), pick]).build()
+    wf = WorkflowBuilder("w").consensus("vote", [says("a", "yes"), says("b", "no"), pick]).build()
     before = asyncio.all_tasks()
     task = asyncio.create_task(wf.run("q"))
     async with asyncio.timeout(GUARD):

@@ -158,9 +158,11 @@ async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
                 raise
             raise _unexpected(name, exc) from exc
     state, parent = scope
-    state.check_budget(before_call=True)
+    budget = state.budget
+    if budget is not None:
+        state.check_budget(before_call=True)
     trace = state.trace
-    data = VoiceSpanData(voice=name, prompt=request.prompt)
+    data = VoiceSpanData(name, "", request.prompt)
     span = trace.start_span(SpanKind.VOICE, name, data, parent)
     token = _scope.set((state, span))
     started = time.perf_counter()
@@ -189,5 +191,6 @@ async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
     data.usage = usage.to_dict()
     data.finish_reason = response.finish_reason
     trace.end_span(span)
-    state.check_budget(before_call=False)
+    if budget is not None:
+        state.check_budget(before_call=False)
     return response

@@ -244,6 +244,7 @@ def picks_among_answers(voice: Voice) -> bool:
 
 
 _NO_CANDIDATES = "no candidates to select among: no other voice gave a valid answer"
+_ONE_CANDIDATE = "abstained: the other voices gave one answer, nothing to select among"
 
 
 def _candidates(votes: Sequence[Vote]) -> list[str]:
@@ -304,9 +305,10 @@ async def collect_votes(
         rank = {v.name: i for i, v in enumerate(generators)}
         candidates = _candidates([*earlier, *sorted(got.votes, key=lambda v: rank[v.voice])])
         got.selection = {v.name: candidates for v in selectors}
-        if not candidates:
+        if len(candidates) < 2:  # picking the only answer would be an echo, not evidence
+            why = _ONE_CANDIDATE if candidates else _NO_CANDIDATES
             for v in selectors:
-                record(Vote(voice=v.name, answer=None, error=_NO_CANDIDATES))
+                record(Vote(voice=v.name, answer=None, error=why))
             return
         choosing = replace(request, choices=tuple(candidates))
         async with asyncio.TaskGroup() as tg:

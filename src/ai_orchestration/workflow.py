@@ -266,7 +266,7 @@ class WorkflowBuilder:
         """Ask the voices concurrently, collect votes under the ``votes`` policy (all, quorum,
         deadline… or ``Adaptive`` waves), and fuse them with ``method``. Output: ``Consensus``.
         On input without ``choices``, voices that only pick among answers are asked after the
-        others, choosing among their answers."""
+        others, choosing among their distinct answers (abstaining when there is only one)."""
         spec = ConsensusSpec(tuple(voices), method, votes, dict(options))
         return self._add(
             name,

@@ -2,8 +2,8 @@
 
 Three voices disagree for real: Gemma 3 270M with two different few-shot prompts, scorings and
 sampling settings, and an e5 embedding model, which on free text picks among the Gemma voices'
-answers. Constructing them loads nothing; each model loads on the first call and is then shared
-by every voice in the process.
+answers when they differ. Constructing them loads nothing; each model loads on the first call
+and is then shared by every voice in the process.
 
 >>> [v.name for v in default_voices()]
 ['gemma-qa', 'gemma-trivia', 'e5-similarity']
