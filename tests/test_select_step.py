@@ -132,7 +132,7 @@ async def test_when_every_generator_fails_the_selector_vote_says_so() -> None:
     assert isinstance(out, ConsensusError)
     assert pick.requests == []
     (span,) = trace.find(SpanKind.CONSENSUS)
-    votes = {v["voice"]: v.get("error") for v in span.data.votes}  # type: ignore[attr-defined]
+    votes = {v.voice: v.error for v in span.data.votes}  # type: ignore[attr-defined]
     assert votes == {
         "a": "voice 'a': OSError: down",
         "b": "voice 'b': OSError: down",
@@ -145,7 +145,7 @@ async def test_a_selector_alone_has_nothing_to_select_among() -> None:
     out, trace = await run([pick], "q")
     assert isinstance(out, ConsensusError) and pick.requests == []
     (span,) = trace.find(SpanKind.CONSENSUS)
-    assert span.data.votes[0]["error"] == NO_CANDIDATES  # type: ignore[attr-defined]
+    assert span.data.votes[0].error == NO_CANDIDATES  # type: ignore[attr-defined]
 
 
 async def test_quorum_reached_by_the_generators_leaves_the_selector_unasked() -> None:

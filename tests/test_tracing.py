@@ -148,7 +148,7 @@ async def test_spans_carry_inputs_outputs_and_usage() -> None:
     (vote,) = trace.find(SpanKind.CONSENSUS)
     data: Any = vote.data
     assert (data.method, data.answer) == ("majority", "yes")
-    assert [v["voice"] for v in data.votes] == ["a", "b"]
+    assert [v.voice for v in data.votes] == ["a", "b"]
     (voice_a,) = trace.find(SpanKind.VOICE, "a")
     assert (voice_a.data.prompt, voice_a.data.output) == ("Q: hi", "yes")  # type: ignore[attr-defined]
     assert voice_a.data.usage["calls"] == 1  # type: ignore[attr-defined]
@@ -304,6 +304,30 @@ async def test_audit_redact_io_drops_inputs_and_outputs(tmp_path: Path) -> None:
         ("[REDACTED]", "[REDACTED]"),
         ("[REDACTED]", "[REDACTED]"),
     ]
+
+
+async def test_audit_redact_io_drops_answers_from_consensus_spans(tmp_path: Path) -> None:
+    from ai_orchestration.testing import FunctionVoice
+
+    audit = JsonlAuditProcessor(tmp_path, redact_io=True)
+    voices = [
+        FunctionVoice("a", lambda r: "Private Answer"),
+        FunctionVoice("b", lambda r: "Other Private Answer"),
+        FunctionVoice("c", lambda r: "Private Answer"),
+    ]
+    wf = WorkflowBuilder("w").consensus("vote", voices, method="weighted").build()
+    result = await wf.run("a private question", processors=[audit], run_id="cio")
+    audit.flush()
+    text = (tmp_path / "cio.jsonl").read_text()
+    assert "Private" not in text and "private question" not in text
+    (span,) = [r for r in read_jsonl(tmp_path / "cio.jsonl") if r["kind"] == "consensus"]
+    data = span["data"]
+    assert data["answer"] == "[REDACTED]"
+    assert [v["voice"] for v in data["votes"]] == ["a", "b", "c"]
+    explanation = data["explanation"]  # who weighed what survives; what they said does not
+    assert explanation["weights"] == dict(result.output.weights)
+    assert abs(explanation["agreement"] - 2 / 3) < 1e-9
+    assert "distribution" not in explanation and "voices" not in explanation
 
 
 async def test_audit_of_a_failed_run_records_why(tmp_path: Path) -> None:

@@ -400,7 +400,7 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
     if got.selection:
         extra["selection"] = got.selection
     trace = ex.trace
-    data = ConsensusSpanData(method=spec.method, votes=[v.to_dict() for v in got.votes])
+    data = ConsensusSpanData(method=spec.method, votes=got.votes)  # serialised when exported
     cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, span)
     try:
         result = fuse(got.votes, method=spec.method, **spec.options)

@@ -34,14 +34,39 @@ def _default(obj: Any) -> Any:
     return text if len(text) <= _MAX_REPR else text[:_MAX_REPR] + "…"
 
 
+_CONTENT = ("input", "output", "prompt", "delta", "answer")
+# What a consensus explanation may keep under ``redact_io``: who weighed what, not what was said.
+_EXPLANATION_KEPT = frozenset(
+    ("weights", "agreement", "abstained", "method", "priors", "temperature", "not_awaited",
+     "failed", "adaptive")
+)  # fmt: skip
+
+
+def _vote_without_answer(vote: Any) -> dict[str, Any]:
+    fields = vote if isinstance(vote, dict) else {"voice": vote.voice, "error": vote.error}
+    out = {"voice": fields.get("voice")}
+    if fields.get("error") is not None:
+        out["error"] = fields["error"]
+    return out
+
+
+def _redact_io(data: dict[str, Any]) -> None:
+    for key in _CONTENT:
+        if data.get(key) is not None:
+            data[key] = "[REDACTED]"
+    if data.get("votes"):
+        data["votes"] = [_vote_without_answer(v) for v in data["votes"]]
+    explanation = data.get("explanation")
+    if isinstance(explanation, dict):
+        data["explanation"] = {k: v for k, v in explanation.items() if k in _EXPLANATION_KEPT}
+
+
 def serialise_span(span: Span, *, redact_io: bool = False) -> bytes:
-    """One JSON line for ``span``, secrets redacted; inputs/outputs dropped if ``redact_io``."""
+    """One JSON line for ``span``, secrets redacted; with ``redact_io`` inputs, outputs and the
+    voices' answers are dropped (timings, usage, weights and errors stay)."""
     record = span.to_dict()
     if redact_io:
-        data = record["data"]
-        for key in ("input", "output", "prompt", "delta"):
-            if key in data and data[key] is not None:
-                data[key] = "[REDACTED]"
+        _redact_io(record["data"])
     raw = orjson.dumps(record, default=_default, option=orjson.OPT_NON_STR_KEYS)
     if not may_hold_secrets(raw):  # the common case: nothing to redact, one dumps only
         return raw + b"\n"

@@ -79,7 +79,7 @@ class VoiceSpanData(SpanData):
 @dataclass(slots=True)
 class ConsensusSpanData(SpanData):
     method: str
-    votes: list[dict[str, Any]] = field(default_factory=list)
+    votes: list[Any] = field(default_factory=list)  # the Vote objects, as they arrived
     answer: Any = None
     confidence: float | None = None
     explanation: Any = None
