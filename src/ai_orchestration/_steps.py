@@ -39,6 +39,7 @@ from ai_orchestration.workflow import (
 
 if TYPE_CHECKING:
     from ai_orchestration._engine import _Execution
+    from ai_orchestration.consensus import ConfusionModel
 
 __all__ = ["RouteOutcome", "collect_votes", "run_step_body", "to_request"]
 
@@ -270,9 +271,12 @@ async def collect_adaptive(
     voices: tuple[Voice, ...],
     request: VoiceRequest,
     plan: Adaptive,
-    reliability: Mapping[str, float],
+    reliability: Mapping[str, float] | ConfusionModel,
 ) -> tuple[list[Vote], dict[str, Any]]:
-    """Ask voices in waves until ``decide`` says more answers cannot matter."""
+    """Ask voices in waves until ``decide`` says more answers cannot matter.
+
+    ``reliability``: voice → accuracy (one-coin), or a fitted ``BayesianFusion``.
+    """
     from ai_orchestration.consensus import decide, order_voices
 
     by_name = {v.name: v for v in voices}
@@ -317,9 +321,13 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
     request = to_request(inp, step.name)
     adaptive: dict[str, Any] | None = None
     if isinstance(spec.join, Adaptive):
+        from ai_orchestration.consensus import BayesianFusion
         from ai_orchestration.consensus._fuse import reliability_map
 
-        rel = reliability_map(spec.options.get("reliability"))
+        option = spec.options.get("reliability")
+        rel: Mapping[str, float] | BayesianFusion = reliability_map(option)
+        if isinstance(option, BayesianFusion) and option.fitted_:
+            rel = option
         votes, adaptive = await collect_adaptive(spec.voices, request, spec.join, rel)
         not_awaited = adaptive["not_asked"]
     else:
