@@ -137,8 +137,9 @@ def decide(
     """Decide whether the voices asked so far settle the answer.
 
     ``reliability`` maps voice → accuracy (voices absent get the neutral 2/3), or is a fitted
-    :class:`BayesianFusion` (its confusions pooled over confidence bins, its class prior;
-    unknown voices get the neutral symmetric confusion, unseen answers join the candidates).
+    :class:`BayesianFusion` (its confusions pooled over confidence bins and its class prior,
+    at temperature 1; unknown voices get the neutral symmetric confusion, unseen answers join
+    the candidates).
     ``n_classes`` is the number of possible answers (default: answers known, at least 2).
     Failed votes are ignored.
 

@@ -1,9 +1,10 @@
 """Calibration: temperature scaling and the calibration report (accuracy, log-loss, Brier, ECE).
 
-Without gold, :func:`holdout_temperature` fits the temperature on held-out voices: each vote's
-answer is predicted from the other votes on its item, through the voice's own confusion.
-Voices that share errors make the fused posterior over-confident, and such predictions pay
-for it, so T rises; when the voices really are independent given the truth, T stays near 1.
+Without gold, :func:`holdout_temperature` fits the temperature on held-out voices: each vote
+is a noisy label for the fused posterior of the other votes on its item, read through the
+voice's own confusion. When the held-out voice errs independently of the others this scores
+that posterior properly: an over-confident fusion (e.g. of voices that share errors) gets
+T > 1, a well-specified one T ≈ 1. A held-out voice sharing the others' errors pulls T down.
 """
 
 from __future__ import annotations
