@@ -61,6 +61,7 @@ Reliability = Mapping[str, float] | ConfusionModel | None
 class StopDecision:
     """Whether to stop asking, why, and the current leader with its posterior.
 
+    ``leader`` is None when no valid vote came yet, or when an answer nobody gave leads.
     ``margin`` is the leader's log-odds lead over its closest challenger and
     ``remaining_weight`` the most the voices not yet asked could swing towards that challenger.
     """
