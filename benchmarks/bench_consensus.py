@@ -1,10 +1,11 @@
-"""Consensus benchmarks A–D (issue 3): real classifiers, simulated voices, adaptive, speed.
+"""Consensus benchmarks A–E (issue 3): real classifiers, no gold, adaptive, speed, text.
 
 Run: ``python -m benchmarks consensus``. Needs the ``bench`` extra (crowd-kit, scikit-learn).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from ai_orchestration.consensus import (
     calibrate_threshold,
     decide,
     order_voices,
+    redundant_pairs,
 )
 from ai_orchestration.consensus._calibration import report_arrays
 from ai_orchestration.consensus._data import parse_votes
@@ -95,6 +97,7 @@ def _voices_a(seed: int) -> dict[str, Any]:
     }
 
 
+@functools.cache
 def _votes_a(seed: int) -> tuple[list[dict[str, Any]], dict[int, int], list[int], list[int]]:
     from sklearn.datasets import load_digits
 
@@ -193,11 +196,63 @@ def _simulate_b(
     return votes, {i: int(t) for i, t in enumerate(truth)}
 
 
+def _b_likelihood(name: str, k: int = 4) -> np.ndarray:
+    """P(answer | truth) of a simulated voice, as ``_simulate_b`` draws it (rows: truth)."""
+    eye, flat = np.eye(k), np.full((k, k), 1.0 / k)
+    acc = {"strong": 0.85, "medium": 0.65, "weak": 0.5, "twin": 0.6}
+    if name == "biased":
+        return 0.7 * eye + 0.3 * np.roll(eye, 1, axis=1)
+    if name == "class_dependent":
+        good = np.arange(k)[:, None] < 2
+        return np.where(good, 0.9 * eye + 0.1 * flat, 0.45 * eye + 0.55 * flat)
+    if name == "spammer":
+        return np.tile(eye[0], (k, 1))
+    if name == "adversary":
+        return 0.2 * eye + 0.8 * (1 - eye) / (k - 1)
+    return acc[name] * eye + (1 - acc[name]) * flat
+
+
+def _oracle_b(votes: list[dict[str, Any]], truth: dict[int, int], k: int = 4) -> dict[str, float]:
+    """The true generating posterior: the best any method can do on B's simulated data.
+
+    The twins answer one shared draw, so that answer counts once."""
+    log_post = np.zeros((len(truth), k))
+    twins_seen: set[int] = set()
+    for v in votes:
+        name = v["voice"]
+        if name.startswith("twin"):
+            if v["item"] in twins_seen:
+                continue
+            twins_seen.add(v["item"])
+            name = "twin"
+        log_post[v["item"]] += np.log(_b_likelihood(name, k)[:, v["answer"]])
+    proba = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
+    return report_arrays(proba, np.asarray([truth[i] for i in range(len(truth))]))
+
+
 def bench_b(seed: int) -> dict[str, dict[str, float]]:
     votes, truth = _simulate_b(seed)
-    out = {"crowd-kit DawidSkene": _score(_crowdkit(votes), truth, 4)}
+    out = {
+        "oracle (true generating model)": _oracle_b(votes, truth),
+        "crowd-kit DawidSkene": _score(_crowdkit(votes), truth, 4),
+    }
     for name, make in OURS.items():
         out[name] = _score(make().fit_predict_proba(votes), truth, 4)
+    return out
+
+
+def bench_b_digits(seed: int) -> dict[str, dict[str, float]]:
+    """A's classifiers without gold: every method fits on the labels of A's validation + test
+    items (as crowd-kit does in A) and is scored on A's test items."""
+    votes, truth, _, test = _votes_a(seed)
+    labels_only = _strip(votes)
+    gold_test = {i: truth[i] for i in test}
+    ck = _crowdkit(labels_only)
+    out = {"crowd-kit DawidSkene": _score({i: ck[i] for i in test}, gold_test, 10)}
+    for name, make in OURS.items():
+        proba = make().fit_predict_proba(labels_only)
+        out[name] = _score({i: proba[i] for i in test}, gold_test, 10)
     return out
 
 
@@ -205,44 +260,53 @@ def bench_b(seed: int) -> dict[str, dict[str, float]]:
 
 
 def bench_c(
-    seed: int, targets: tuple[float, ...] = (0.9, 0.95, 0.98, 0.99)
+    seed: int, targets: tuple[float, ...] = (0.9, 0.95, 0.97, 0.98, 0.99)
 ) -> dict[str, dict[str, float]]:
-    """Voices answer every item; reliabilities learned unsupervised on a separate sample."""
+    """Each policy fuses with its own model, fitted without gold on a separate sample.
+
+    "one-coin": ``decide`` with the fitted per-voice accuracies, voices by |log-odds|;
+    "confusions": ``decide`` with the fitted ``BayesianFusion`` (confusions, class prior),
+    voices by mutual information; "+ redundancy": the same, with the later voice of each
+    ``redundant_pairs`` pair (found on the fitting sample) asked last.
+    """
     votes, _ = _simulate_b(seed + 100, n=1000)
-    reliability = BayesianFusion().fit(votes).reliability_
+    fitted = BayesianFusion().fit(votes)
     test_votes, test_truth = _simulate_b(seed, n=1000)
     names = sorted({v["voice"] for v in test_votes})
     by_item: dict[int, dict[str, Any]] = {i: {} for i in test_truth}
     for v in test_votes:
         by_item[v["item"]][v["voice"]] = v["answer"]
-    order = order_voices(
-        names, cost=dict.fromkeys(names, 1.0), reliability=reliability, n_classes=4
-    )
+    cost = dict.fromkeys(names, 1.0)
+    policies = [
+        ("one-coin", fitted.reliability_, ()),
+        ("confusions", fitted, ()),
+        ("confusions + redundancy", fitted, tuple(redundant_pairs(votes, fitted))),
+    ]
     out: dict[str, dict[str, float]] = {}
-    full_hits, full_calls = 0, 0
-    for i, answers in by_item.items():
-        asked = [Vote(nm, answers[nm]) for nm in order if nm in answers]
-        full_calls += len(order)
-        lead = decide(asked, [], reliability, n_classes=4).leader
-        full_hits += lead == test_truth[i]
-    out["full ensemble"] = {"accuracy": full_hits / len(by_item), "call_share": 1.0}
-    for target in targets:
-        hits, calls = 0, 0
-        for i, answers in by_item.items():
-            asked: list[Vote] = []
-            for pos, nm in enumerate(order):
-                calls += 1
-                asked.append(
-                    Vote(nm, answers.get(nm), error=None if nm in answers else "no answer")
-                )
-                d = decide(asked, order[pos + 1 :], reliability, target=target, n_classes=4)
-                if d.stop:
-                    break
-            hits += d.leader == test_truth[i]
-        out[f"adaptive target {target}"] = {
-            "accuracy": hits / len(by_item),
-            "call_share": calls / full_calls,
-        }
+    for model, reliability, redundant in policies:
+        order = order_voices(
+            names, cost=cost, reliability=reliability, n_classes=4, redundant=redundant
+        )
+        for target in (None, *targets):
+            hits, calls = 0, 0
+            for i, answers in by_item.items():
+                asked: list[Vote] = []
+                for pos, nm in enumerate(order):
+                    calls += 1
+                    asked.append(
+                        Vote(nm, answers.get(nm), error=None if nm in answers else "no answer")
+                    )
+                    rest = order[pos + 1 :]
+                    if target is not None:
+                        d = decide(asked, rest, reliability, target=target, n_classes=4)
+                        if d.stop:
+                            break
+                hits += decide(asked, [], reliability, n_classes=4).leader == test_truth[i]
+            policy = "full ensemble" if target is None else f"adaptive target {target}"
+            out[f"{model}: {policy}"] = {
+                "accuracy": hits / len(by_item),
+                "call_share": calls / (len(order) * len(by_item)),
+            }
     return out
 
 
@@ -330,9 +394,15 @@ def main() -> None:
     a = _aggregate([bench_a(s) for s in SEEDS])
     quality = ["method", "accuracy", "log_loss", "ece"]
     print_table("A. digits, 9 scikit-learn voices (test split)", quality, _rows(a, quality[1:]))
+    b_digits = _aggregate([bench_b_digits(s) for s in SEEDS])
+    print_table(
+        "B1. digits, A's 9 voices without gold (labels only, A's test split)",
+        quality,
+        _rows(b_digits, quality[1:]),
+    )
     b = _aggregate([bench_b(s) for s in SEEDS])
     print_table(
-        "B. simulated voices, no gold (2,000 items, 4 classes)", quality, _rows(b, quality[1:])
+        "B2. simulated voices, no gold (2,000 items, 4 classes)", quality, _rows(b, quality[1:])
     )
     c = _aggregate([bench_c(s) for s in SEEDS])
     header_c = ["policy", "accuracy", "share of voice calls"]
@@ -357,6 +427,7 @@ def main() -> None:
             "command": "python -m benchmarks consensus",
             "seeds": list(SEEDS),
             "A_digits": a,
+            "B_digits_unsupervised": b_digits,
             "B_simulated": b,
             "C_adaptive": c,
             "D_speed": d,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ai_orchestration import WorkflowError
+from ai_orchestration.consensus import BayesianFusion
 from ai_orchestration.testing import FunctionVoice
 from ai_orchestration.workflow import Adaptive, WorkflowBuilder
 
@@ -56,3 +57,33 @@ def test_bad_adaptive_settings_are_workflow_errors() -> None:
         "Adaptive(wave=0) must be >= 1",
         "Adaptive(order='random') must be cost or value",
     ]
+
+
+async def test_a_fitted_bayesian_fusion_decides_with_its_confusions() -> None:
+    # "a" never says yes when the truth is no: C_a[yes, yes] = 22/43, C_a[no, yes] = 1/43
+    # (pseudo-counts 2 and 1), so its "yes" alone gives P(yes) = 22/23 >= .95. Its one-coin
+    # accuracy, (22 + 42)/86 = .744, does not: the one-coin policy goes on to ask "c".
+    truth = {i: "yes" if i < 40 else "no" for i in range(80)}
+    history = [{"item": i, "voice": "a", "answer": "yes" if i < 20 else "no"} for i in truth]
+    history += [
+        {"item": i, "voice": "c", "answer": t if i % 10 else ("no" if t == "yes" else "yes")}
+        for i, t in truth.items()
+    ]
+    model = BayesianFusion(calibrate=False).fit(history, truth)
+    asked = {}
+    for name, reliability in (("confusions", model), ("one-coin", model.reliability_)):
+        flow = (
+            WorkflowBuilder("adaptive")
+            .consensus(
+                "vote",
+                voices({"a": "yes", "c": "yes"}),
+                votes=Adaptive(target=0.95, order="cost", cost={"a": 1.0, "c": 2.0}),
+                method="bayesian",
+                reliability=reliability,
+            )
+            .build()
+        )
+        run = await flow.run({"prompt": "q", "choices": ["yes", "no"]})
+        assert run.output.answer == "yes"
+        asked[name] = run.output.explanation["adaptive"]["asked"]
+    assert asked == {"confusions": ["a"], "one-coin": ["a", "c"]}

@@ -40,6 +40,7 @@ from ai_orchestration.workflow import (
 
 if TYPE_CHECKING:
     from ai_orchestration._engine import _Execution
+    from ai_orchestration.consensus import ConfusionModel
 
 __all__ = [
     "Collected",
@@ -337,10 +338,13 @@ async def collect_adaptive(
     voices: tuple[Voice, ...],
     request: VoiceRequest,
     plan: Adaptive,
-    reliability: Mapping[str, float],
+    reliability: Mapping[str, float] | ConfusionModel,
 ) -> tuple[Collected, dict[str, Any]]:
     """Ask voices in waves until ``decide`` says more answers cannot matter; on free text,
-    voices that only pick among answers come last."""
+    voices that only pick among answers come last.
+
+    ``reliability``: voice → accuracy (one-coin), or a fitted ``BayesianFusion``.
+    """
     from ai_orchestration.consensus import decide, order_voices
 
     by_name = {v.name: v for v in voices}
@@ -391,9 +395,13 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
     request = to_request(inp, step.name)
     extra: dict[str, Any] = {}
     if isinstance(spec.join, Adaptive):
+        from ai_orchestration.consensus import BayesianFusion
         from ai_orchestration.consensus._fuse import reliability_map
 
-        rel = reliability_map(spec.options.get("reliability"))
+        option = spec.options.get("reliability")
+        rel: Mapping[str, float] | BayesianFusion = reliability_map(option)
+        if isinstance(option, BayesianFusion) and option.fitted_:
+            rel = option
         got, extra["adaptive"] = await collect_adaptive(spec.voices, request, spec.join, rel)
     else:
         got = await collect_votes(spec.voices, request, spec.join)

@@ -17,6 +17,8 @@ from ai_orchestration.consensus import (
     calibration_report,
     fit_temperature,
 )
+from ai_orchestration.consensus._calibration import holdout_temperature
+from ai_orchestration.consensus._data import parse_votes
 
 
 def rows(*triples: tuple[object, str, object]) -> list[dict[str, object]]:
@@ -177,6 +179,44 @@ def test_temperature_fitted_on_gold_sharpens_majority() -> None:
     before = calibration_report(MajorityVote().fit_predict_proba(votes), gold)
     after = calibration_report(model.predict_proba(votes), gold)
     assert after["log_loss"] < before["log_loss"]
+
+
+def _two_voice_holdout(agree: int, n: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two voices of accuracy .8 (K = 2, uniform prior); ``agree`` of ``n`` items agree."""
+    log_c = np.log(np.asarray([[0.8, 0.2], [0.2, 0.8]]))
+    answers = [(0, 0)] * agree + [(0, 1)] * (n - agree)
+    vote_loglik = np.asarray([log_c[:, a] for pair in answers for a in pair])
+    vote_item = np.repeat(np.arange(n), 2)
+    logits = np.log(0.5) + vote_loglik[0::2] + vote_loglik[1::2]
+    return logits, vote_loglik, vote_item
+
+
+def test_holdout_temperature_exact() -> None:
+    # holding one vote out, the other gives q = σ(log 4 / T) to its own answer, and the
+    # held-out vote is predicted to agree with probability .2 + .6·q; the likelihood peaks
+    # where that equals the observed agreement f: q = (f − .2)/.6.
+    # f = .68 is what independent voices of accuracy .8 give: q = .8, T = 1.
+    assert holdout_temperature(*_two_voice_holdout(68)) == pytest.approx(1.0, rel=1e-4)
+    # f = .62 (they agree less than their confusions claim): q = .7, T = log 4 / log(7/3)
+    expected = math.log(4) / math.log(7 / 3)
+    assert holdout_temperature(*_two_voice_holdout(62)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_bayesian_without_gold_takes_the_holdout_temperature() -> None:
+    rng = np.random.default_rng(5)
+    votes = []
+    for i in range(300):
+        t = int(rng.integers(0, 3))
+        shared = t if rng.random() < 0.7 else int(rng.integers(0, 3))  # one error stream
+        for v in "abcd":
+            votes.append({"item": i, "voice": v, "answer": shared})
+        votes.append({"item": i, "voice": "e", "answer": t if rng.random() < 0.7 else 0})
+    model = BayesianFusion().fit(votes)
+    table = parse_votes(votes, labels=model.labels_)
+    loglik = model._vote_loglik(table)
+    expected = holdout_temperature(model._logits(table), loglik, table.item)
+    assert model.temperature_ == pytest.approx(expected) and model.temperature_ != 1.0
+    assert BayesianFusion(calibrate=False).fit(votes).temperature_ == 1.0
 
 
 def test_dataframe_input_matches_list_input() -> None:

@@ -4,7 +4,7 @@ Per request: :func:`fuse`. In batch (crowd-kit-like ``fit``/``predict``/``predic
 :class:`MajorityVote`, :class:`WeightedVote`, :class:`BayesianFusion`,
 :class:`AttentionFusion`, :class:`LogPool`, :class:`DempsterShafer`. Online reliability:
 :class:`ReliabilityTracker`. Adaptive ensembles: :func:`decide`, :func:`should_stop`,
-:func:`order_voices`. Free text: :func:`normalise`, :func:`cluster`.
+:func:`order_voices`, :func:`redundant_pairs`. Free text: :func:`normalise`, :func:`cluster`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ from ai_orchestration._lazy import lazy_exports
 from ai_orchestration.consensus._types import Consensus, Vote
 
 if TYPE_CHECKING:
-    from ai_orchestration.consensus._adaptive import StopDecision, decide, order_voices, should_stop
+    from ai_orchestration.consensus._adaptive import (
+        ConfusionModel,
+        StopDecision,
+        decide,
+        order_voices,
+        redundant_pairs,
+        should_stop,
+    )
     from ai_orchestration.consensus._aggregators import (
         AttentionFusion,
         DempsterShafer,
@@ -41,6 +48,7 @@ _LAZY: dict[str, str] = {
     "Aggregator": "ai_orchestration.consensus._base",
     "AttentionFusion": "ai_orchestration.consensus._aggregators",
     "BayesianFusion": "ai_orchestration.consensus._bayes",
+    "ConfusionModel": "ai_orchestration.consensus._adaptive",
     "DEFAULT_THRESHOLD": "ai_orchestration.consensus._text",
     "DempsterShafer": "ai_orchestration.consensus._aggregators",
     "LogPool": "ai_orchestration.consensus._aggregators",
@@ -58,6 +66,7 @@ _LAZY: dict[str, str] = {
     "fuse": "ai_orchestration.consensus._fuse",
     "normalise": "ai_orchestration.consensus._text",
     "order_voices": "ai_orchestration.consensus._adaptive",
+    "redundant_pairs": "ai_orchestration.consensus._adaptive",
     "should_stop": "ai_orchestration.consensus._adaptive",
 }
 
@@ -71,6 +80,7 @@ __all__ = [
     "Aggregator",
     "AttentionFusion",
     "BayesianFusion",
+    "ConfusionModel",
     "Consensus",
     "DempsterShafer",
     "LogPool",
@@ -88,5 +98,6 @@ __all__ = [
     "fuse",
     "normalise",
     "order_voices",
+    "redundant_pairs",
     "should_stop",
 ]

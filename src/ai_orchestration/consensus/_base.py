@@ -3,7 +3,8 @@
 ``fit(votes, gold=None) -> self``, ``predict(votes) -> {item: answer}``,
 ``predict_proba(votes) -> {item: {answer: p}}``. Temperature scaling is fitted on
 out-of-fold logits of the gold items (so a method's in-sample optimism is not baked into its
-temperature); without enough gold the temperature stays 1.
+temperature); without enough gold (fewer than 20 items) it is fitted on held-out voices when
+the method gives each vote a likelihood (:func:`holdout_temperature`), else it stays 1.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
-from ai_orchestration.consensus._calibration import fit_temperature, softmax
+from ai_orchestration.consensus._calibration import (
+    fit_temperature,
+    holdout_temperature,
+    softmax,
+)
 from ai_orchestration.consensus._data import VoteTable, parse_gold, parse_votes
 from ai_orchestration.errors import InputError
 
@@ -166,6 +171,10 @@ class Aggregator:
     def _logits(self, table: VoteTable) -> FloatArray:
         raise NotImplementedError
 
+    def _vote_loglik(self, table: VoteTable) -> FloatArray | None:
+        """log P(answer | truth = k) of each vote (votes × K), when the method has one."""
+        return None
+
     def voice_reliability(self, table: VoteTable) -> FloatArray:
         """Learned accuracy of each voice in ``table``; unseen voices get the neutral prior."""
         return np.asarray([self.reliability_.get(v, NEUTRAL_ACCURACY) for v in table.voices])
@@ -185,7 +194,11 @@ class Aggregator:
         gold_rows = np.flatnonzero(y >= 0)
         folds = min(self.cv_folds, len(gold_rows) // 10)
         if folds < 2:
-            return 1.0
+            loglik = self._vote_loglik(table)
+            if loglik is None:
+                return 1.0
+            t = holdout_temperature(self._logits(table), loglik, table.item)
+            return t if math.isfinite(t) else 1.0
         rng = np.random.default_rng(0)
         assignment = rng.permutation(len(gold_rows)) % folds
         oof = np.empty((len(gold_rows), table.n_labels))

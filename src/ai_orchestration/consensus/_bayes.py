@@ -237,6 +237,11 @@ class BayesianFusion(Aggregator):
         log_conf = np.log(self._table_confusion(table))
         return self._e_step(groups, log_conf, np.log(self._table_prior(table.n_labels)))
 
+    def _vote_loglik(self, table: VoteTable) -> FloatArray:
+        cell = table.voice * self.n_bins + self._bins(table)
+        out: FloatArray = np.log(self._table_confusion(table))[cell, :, table.label]
+        return out
+
     def confusion(self, voice: str) -> dict[Any, dict[Any, float]]:
         """The fitted confusion of ``voice`` pooled over bins: true answer → {answer: p}."""
         if voice not in self.voices_:

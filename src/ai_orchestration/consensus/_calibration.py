@@ -1,9 +1,16 @@
-"""Calibration: temperature scaling and the calibration report (accuracy, log-loss, Brier, ECE)."""
+"""Calibration: temperature scaling and the calibration report (accuracy, log-loss, Brier, ECE).
+
+Without gold, :func:`holdout_temperature` fits the temperature on held-out voices: each vote
+is a noisy label for the fused posterior of the other votes on its item, read through the
+voice's own confusion. When the held-out voice errs independently of the others this scores
+that posterior properly: an over-confident fusion (e.g. of voices that share errors) gets
+T > 1, a well-specified one T ≈ 1. A held-out voice sharing the others' errors pulls T down.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -11,11 +18,12 @@ import numpy.typing as npt
 
 from ai_orchestration.errors import InputError
 
-__all__ = ["calibration_report", "fit_temperature", "softmax"]
+__all__ = ["calibration_report", "fit_temperature", "holdout_temperature", "softmax"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 _EPS = 1e-15
+_HOLDOUT_VOTES = 50_000  # votes sampled for the held-out-voice temperature: one scalar to fit
 
 
 def softmax(logits: FloatArray, temperature: float = 1.0) -> FloatArray:
@@ -32,6 +40,24 @@ def _nll(logits: FloatArray, y: IntArray, temperature: float) -> float:
     return float(-np.log(np.clip(p, _EPS, 1.0)).mean())
 
 
+def _golden(loss: Callable[[float], float], lo: float, hi: float) -> float:
+    """The T in [lo, hi] minimising ``loss(T)``: golden-section search on log T."""
+    a, b = math.log(lo), math.log(hi)
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = loss(math.exp(c)), loss(math.exp(d))
+    for _ in range(60):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = loss(math.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = loss(math.exp(d))
+    return math.exp((a + b) / 2)
+
+
 def fit_temperature(
     logits: FloatArray, y: IntArray, *, lo: float = 0.05, hi: float = 20.0
 ) -> float:
@@ -41,20 +67,36 @@ def fit_temperature(
     """
     if len(y) == 0:
         return 1.0
-    a, b = math.log(lo), math.log(hi)
-    g = (math.sqrt(5) - 1) / 2
-    c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = _nll(logits, y, math.exp(c)), _nll(logits, y, math.exp(d))
-    for _ in range(60):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - g * (b - a)
-            fc = _nll(logits, y, math.exp(c))
-        else:
-            a, c, fc = c, d, fd
-            d = a + g * (b - a)
-            fd = _nll(logits, y, math.exp(d))
-    return math.exp((a + b) / 2)
+    return _golden(lambda t: _nll(logits, y, t), lo, hi)
+
+
+def holdout_temperature(
+    logits: FloatArray,
+    vote_loglik: FloatArray,
+    vote_item: IntArray,
+    *,
+    lo: float = 0.05,
+    hi: float = 20.0,
+) -> float:
+    """Temperature maximising how well each vote is predicted from the others on its item.
+
+    ``logits`` (items × K) are log π + Σ log C_i[:, answer_i]; ``vote_loglik`` (votes × K) is
+    log C_voice[:, answer] of each vote and ``vote_item`` its row in ``logits``. The loss is
+    −mean log Σ_k softmax((logits − vote_loglik) / T)_k · C_voice[k, answer].
+    """
+    if len(vote_item) > _HOLDOUT_VOTES:
+        keep = np.random.default_rng(0).choice(len(vote_item), _HOLDOUT_VOTES, replace=False)
+        vote_loglik, vote_item = vote_loglik[keep], vote_item[keep]
+    if len(vote_item) == 0:
+        return 1.0
+    others = logits[vote_item] - vote_loglik
+    likelihood = np.exp(vote_loglik)
+
+    def loss(t: float) -> float:
+        p = (softmax(others, t) * likelihood).sum(axis=1)
+        return float(-np.log(np.clip(p, _EPS, None)).mean())
+
+    return _golden(loss, lo, hi)
 
 
 def report_arrays(proba: FloatArray, y: IntArray, *, n_bins: int = 15) -> dict[str, float]:
