@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -154,8 +154,8 @@ def _table(agg: Aggregator, rows: list[dict[str, Any]], n_classes: int | None) -
 
 def _weights(agg: Aggregator, table: VoteTable) -> dict[str, float]:
     if isinstance(agg, MajorityVote):
-        w = np.ones(len(table.voices))
-    elif isinstance(agg, AttentionFusion):
+        return dict.fromkeys(table.voices, 1.0)
+    if isinstance(agg, AttentionFusion):
         w = agg.attention(table)  # one vote per voice, in voice order
     elif isinstance(agg, LogPool) and agg.weights_:
         w = np.asarray([agg.weights_.get(v, 1.0) for v in table.voices])
@@ -163,17 +163,24 @@ def _weights(agg: Aggregator, table: VoteTable) -> dict[str, float]:
         w = agg.voice_reliability(table)
     else:
         w = log_odds(agg.voice_reliability(table), table.n_labels)
-    return {v: round(float(x), 6) for v, x in zip(table.voices, w, strict=True)}
+    return {v: round(x, 6) for v, x in zip(table.voices, w.tolist(), strict=True)}
 
 
-def _why(agg: Aggregator, voice: str, tracker: ReliabilityTracker | None) -> str:
+def _why_for(agg: Aggregator, tracker: ReliabilityTracker | None) -> Callable[[str], str]:
+    """How each voice's weight came about, as a function of the voice."""
     if isinstance(agg, MajorityVote):
-        return "one vote each"
-    if tracker is not None and not tracker.has_history(voice):
-        return f"no history: neutral prior accuracy {NEUTRAL_ACCURACY:.3f}"
-    if voice in agg.reliability_:
-        return f"learned accuracy {agg.reliability_[voice]:.3f}"
-    return f"unknown voice: neutral prior accuracy {NEUTRAL_ACCURACY:.3f}"
+        return lambda voice: "one vote each"
+    neutral = f"neutral prior accuracy {NEUTRAL_ACCURACY:.3f}"
+    learned = agg.reliability_
+
+    def why(voice: str) -> str:
+        if tracker is not None and not tracker.has_history(voice):
+            return f"no history: {neutral}"
+        if voice in learned:
+            return f"learned accuracy {learned[voice]:.3f}"
+        return f"unknown voice: {neutral}"
+
+    return why
 
 
 def fuse(
@@ -263,12 +270,13 @@ def _result(
     cluster_of = {i: n for n, g in enumerate(groups) for i in g}
     cluster_key = [_key(lab) for lab in labels]
     weights = _weights(agg, table)
+    why = _why_for(agg, tracker)
     voices = {
         v.voice: {
             "answer": v.answer,
             "cluster": cluster_key[cluster_of[i]],
             "weight": weights[v.voice],
-            "why": _why(agg, v.voice, tracker),
+            "why": why(v.voice),
         }
         for i, v in enumerate(valid)
     }
