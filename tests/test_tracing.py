@@ -151,7 +151,7 @@ async def test_spans_carry_inputs_outputs_and_usage() -> None:
     assert [v.voice for v in data.votes] == ["a", "b"]
     (voice_a,) = trace.find(SpanKind.VOICE, "a")
     assert (voice_a.data.prompt, voice_a.data.output) == ("Q: hi", "yes")  # type: ignore[attr-defined]
-    assert voice_a.data.usage["calls"] == 1  # type: ignore[attr-defined]
+    assert voice_a.data.usage.calls == 1  # type: ignore[attr-defined]
 
 
 # --- failed runs ---------------------------------------------------------------------------------

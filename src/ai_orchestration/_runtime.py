@@ -43,22 +43,30 @@ class Budget:
 class RunState:
     """What one run accumulates: its trace, usage totals (overall and per voice), budget."""
 
-    __slots__ = ("budget", "run_id", "started", "trace", "usage", "voice_usage")
+    __slots__ = ("_calls", "budget", "run_id", "started", "trace", "usage")
 
     def __init__(self, run_id: str, trace: Trace, budget: Budget | None = None) -> None:
         self.run_id = run_id
         self.trace = trace
         self.budget = budget
         self.usage = Usage()
-        self.voice_usage: dict[str, Usage] = {}
+        self._calls: list[tuple[str, Usage]] = []
         self.started = time.monotonic()
 
     def record(self, voice: str, usage: Usage) -> None:
-        self.usage.add(usage)
-        per = self.voice_usage.get(voice)
-        if per is None:
-            self.voice_usage[voice] = per = Usage()
-        per.add(usage)
+        self.usage.add(usage)  # the totals budgets check; per voice is summed when asked
+        self._calls.append((voice, usage))
+
+    @property
+    def voice_usage(self) -> dict[str, Usage]:
+        """Usage per voice, summed over the run's calls so far."""
+        out: dict[str, Usage] = {}
+        for voice, usage in self._calls:
+            per = out.get(voice)
+            if per is None:
+                out[voice] = per = Usage()
+            per.add(usage)
+        return out
 
     def check_budget(self, *, before_call: bool) -> None:
         b = self.budget
@@ -188,7 +196,7 @@ async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
     record_call(name, time.perf_counter() - started, True, usage.cost_usd)
     data.model = response.model
     data.output = response.text if response.parsed is None else response.parsed
-    data.usage = usage.to_dict()
+    data.usage = usage  # serialised when exported
     data.finish_reason = response.finish_reason
     trace.end_span(span)
     if budget is not None:

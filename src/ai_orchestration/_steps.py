@@ -209,24 +209,11 @@ async def _run_loop(ex: _Execution, step: Step, inp: Any, span: Span) -> Any:
 
 
 def response_vote(voice: str, response: VoiceResponse) -> Vote:
+    answer = response.parsed if response.parsed is not None else response.text
     return Vote(
-        voice=voice,
-        answer=response.parsed if response.parsed is not None else response.text,
-        confidence=response.confidence,
-        distribution=response.distribution,
-        latency_s=response.latency_s,
-        cost_usd=response.usage.cost_usd,
-    )
-
-
-async def _ask(voice: Voice, request: VoiceRequest) -> Vote:
-    try:
-        response = await call_voice(voice, request)
-    except BudgetExceededError:
-        raise
-    except AiOrchestrationError as exc:
-        return Vote(voice=voice.name, answer=None, error=str(exc))
-    return response_vote(voice.name, response)
+        voice, answer, response.confidence, response.distribution, None,
+        response.latency_s, response.usage.cost_usd,
+    )  # fmt: skip
 
 
 def _enough(join: Any, got: int, valid: int, n: int) -> bool:
@@ -286,16 +273,26 @@ async def collect_votes(
     enough = asyncio.Event()
     n = len(voices)
     valid = 0  # counted as votes arrive: re-counting per vote made 1,000 voices O(n²)
+    waits_all = _waits_for_all(join)
 
     def record(vote: Vote) -> None:
         nonlocal valid
         got.votes.append(vote)
+        if waits_all:  # the end of the task group is the only signal
+            return
         valid += vote.ok
         if _enough(join, len(got.votes), valid, n):
             enough.set()
 
     async def ask(voice: Voice, req: VoiceRequest) -> None:
-        record(await _ask(voice, req))
+        try:
+            response = await call_voice(voice, req)
+        except BudgetExceededError:
+            raise
+        except AiOrchestrationError as exc:  # a failed voice is a visible vote, not a crash
+            record(Vote(voice=voice.name, answer=None, error=str(exc)))
+        else:
+            record(response_vote(voice.name, response))
 
     async def phases() -> None:
         async with asyncio.TaskGroup() as tg:
@@ -319,7 +316,7 @@ async def collect_votes(
     try:
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(phases())
-            if not _waits_for_all(join):
+            if not waits_all:
                 try:
                     seconds = join.seconds if type(join) is Deadline else None
                     async with asyncio.timeout(seconds):

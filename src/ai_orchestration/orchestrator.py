@@ -421,4 +421,4 @@ def _voice_calls(trace: Trace) -> list[VoiceCall]:
 
 def _cost(data: Any) -> float:
     usage = getattr(data, "usage", None)
-    return float(usage.get("cost_usd", 0.0)) if isinstance(usage, dict) else 0.0
+    return usage.cost_usd if isinstance(usage, Usage) else 0.0

@@ -7,7 +7,10 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ai_orchestration.voices import Usage
 
 __all__ = [
     "ConsensusSpanData",
@@ -72,7 +75,7 @@ class VoiceSpanData(SpanData):
     model: str = ""
     prompt: Any = None
     output: Any = None
-    usage: dict[str, Any] | None = None
+    usage: Usage | None = None
     finish_reason: str | None = None
 
 
