@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
     trace_path  text
 );
 CREATE TABLE IF NOT EXISTS {s}.voice_calls (
-    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id          bigint GENERATED ALWAYS AS IDENTITY,
     run_id      text NOT NULL REFERENCES {s}.runs (run_id),
     voice       text NOT NULL,
     latency_s   double precision NOT NULL,
@@ -76,7 +76,8 @@ _QUERIES = {
     "get_calls": "SELECT voice, latency_s, ok, cost_usd FROM {s}.voice_calls "
     "WHERE run_id = %s ORDER BY id",
     # A loose index scan over (voice, id): one index probe per distinct voice, then its last
-    # N calls, instead of ranking every call ever recorded.
+    # N calls, instead of ranking every call ever recorded (voice_calls has no index on id
+    # alone, which the planner would scan backwards instead).
     "recent_calls": """
         WITH RECURSIVE voices (voice) AS (
             (SELECT voice FROM {s}.voice_calls ORDER BY voice LIMIT 1)
@@ -88,7 +89,7 @@ _QUERIES = {
         SELECT c.voice, c.latency_s, c.ok, c.cost_usd FROM voices v
         CROSS JOIN LATERAL (SELECT * FROM {s}.voice_calls c WHERE c.voice = v.voice
                             ORDER BY c.id DESC LIMIT %s) c
-        ORDER BY c.id""",
+        WHERE v.voice IS NOT NULL ORDER BY c.id""",
 }
 
 
@@ -129,8 +130,12 @@ class PostgresStore:
         self._lock = threading.Lock()
         self._closed = False
         self._conn = self._connect()
-        with self._session() as conn:
-            self._create_schema(conn)
+        try:
+            with self._session() as conn:
+                self._create_schema(conn)
+        except BaseException:
+            self._conn.close()
+            raise
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
