@@ -2,11 +2,12 @@
 
 ``open_store`` must open a store over the same storage on every call, as another worker
 would. The checks do not need that storage empty: each uses run ids and voice names of its
-own and looks only at those. A failed check raises ``AssertionError`` naming it.
+own and looks only at those. A broken promise raises ``AssertionError`` (``check_store``
+names the check).
 
 >>> from ai_orchestration.store import SQLiteStore
 >>> from ai_orchestration.testing import check_store
->>> check_store(lambda: SQLiteStore("/tmp/aio-conformance.sqlite3"))
+>>> check_store(lambda: SQLiteStore("conformance.sqlite3"))
 
 With pytest, ``STORE_CHECKS`` gives one test per check::
 
