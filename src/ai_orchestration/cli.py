@@ -236,15 +236,18 @@ def route(
 @one_line_errors
 def stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Per-voice latency, error and cost statistics over the last calls recorded in the
-    state folder (and this process's circuit states)."""
+    configured store (and this process's circuit states)."""
     from ai_orchestration.config import read_config
     from ai_orchestration.policies import circuits
     from ai_orchestration.stats import voice_stats
-    from ai_orchestration.store import SQLiteStore
+    from ai_orchestration.store import open_store
+    from ai_orchestration.store._dsn import redact
 
-    path = Path(read_config(config)[0].state_dir) / "state.sqlite3"
-    if path.exists():
-        store = SQLiteStore(path)
+    cfg = read_config(config)[0]
+    url = cfg.store_url()
+    source = str(Path(cfg.state_dir) / "state.sqlite3") if url == "sqlite" else redact(url)
+    if url != "sqlite" or Path(source).exists():
+        store = open_store(url, cfg.state_dir)
         try:
             voice_stats.warm(store.recent_calls(voice_stats.window))
         finally:
@@ -253,11 +256,11 @@ def stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         data = {
             "voices": {k: v.to_dict() for k, v in voice_stats.snapshot().items()},
             "circuits": circuits.snapshot(),
-            "source": str(path),
+            "source": source,
         }
         sys.stdout.write(orjson.dumps(data).decode() + "\n")
         return
-    out.print(f"last {voice_stats.window} calls per voice recorded in {path}", highlight=False)
+    out.print(f"last {voice_stats.window} calls per voice recorded in {source}", highlight=False)
     out.print(voice_stats.format_table(), highlight=False)
     for key, snap in circuits.snapshot().items():
         out.print(f"circuit {key}: {snap['state']}", highlight=False)

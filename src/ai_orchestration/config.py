@@ -4,6 +4,7 @@ Every error is a :class:`~ai_orchestration.errors.ConfigError` naming the file, 
 the format tells us) and the field. Example (TOML)::
 
     state_dir = ".ai_orchestration"
+    store = "sqlite"             # or a postgresql:// URL, or "env:NAME" to read one from $NAME
 
     [consensus]
     method = "bayesian"          # majority | weighted | bayesian | attention | logpool | ...
@@ -20,6 +21,7 @@ the format tells us) and the field. Example (TOML)::
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -30,6 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ai_orchestration.errors import ConfigError
+from ai_orchestration.store._dsn import is_postgres_url
 from ai_orchestration.workflow import Adaptive, All, Deadline, FirstSuccess, JoinPolicy, Quorum
 
 __all__ = [
@@ -45,6 +48,8 @@ __all__ = [
     "read_config",
 ]
 
+_ENV_REF = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)")
+_STORE_FORMS = "must be 'sqlite', a postgresql:// URL, or env:NAME naming a variable with one"
 METHODS = ("majority", "weighted", "bayesian", "attention", "logpool", "dempster_shafer")
 
 
@@ -135,6 +140,7 @@ class OrchestrationConfig(_Model):
     budget: BudgetConfig | None = None
     policies: dict[str, Any] | None = None
     routing: dict[str, Any] | None = None
+    store: str = "sqlite"
 
     @field_validator("voices", mode="before")
     @classmethod
@@ -142,6 +148,25 @@ class OrchestrationConfig(_Model):
         if isinstance(v, Sequence) and not isinstance(v, str):
             return [{"spec": item} if isinstance(item, str) else item for item in v]
         return v
+
+    @field_validator("store")
+    @classmethod
+    def _store_spec(cls, v: str) -> str:
+        if v == "sqlite" or is_postgres_url(v) or _ENV_REF.fullmatch(v):
+            return v
+        raise ValueError(_STORE_FORMS)  # the value is not echoed: it may hold a password
+
+    def store_url(self) -> str:
+        """``"sqlite"`` or the PostgreSQL URL that ``store`` names, read from the environment
+        for ``env:NAME`` (so the password stays out of config files)."""
+        m = _ENV_REF.fullmatch(self.store)
+        if m is None:
+            return self.store
+        value = os.environ.get(m[1], "").strip()
+        if value == "sqlite" or is_postgres_url(value):
+            return value
+        problem = "is not set" if not value else "does not hold one"
+        raise ConfigError(f"{_STORE_FORMS}; ${m[1]} {problem}", field="store")
 
 
 def _field_path(loc: Sequence[str | int]) -> str:

@@ -269,10 +269,11 @@ class AiOrchestration:
 
     @property
     def store(self) -> Store:
+        """The configured ``store``: SQLite under the state folder, or PostgreSQL."""
         if self._store is None:
-            from ai_orchestration.store import SQLiteStore
+            from ai_orchestration.store import open_store
 
-            self._store = SQLiteStore(self.state_dir / "state.sqlite3")
+            self._store = open_store(self.config.store_url(), self.state_dir)
         return self._store
 
     @property

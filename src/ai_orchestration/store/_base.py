@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["RunRecord", "Store", "VoiceCall"]
+import orjson
+
+__all__ = ["RunRecord", "Store", "VoiceCall", "to_json"]
 
 #: One finished voice call: (voice, latency in seconds, succeeded, cost in USD).
 VoiceCall = tuple[str, float, bool, float]
@@ -30,13 +32,31 @@ class RunRecord:
     calls: list[VoiceCall] = field(default_factory=list)
 
 
+def to_json(value: Any) -> bytes:
+    """How stores serialise values: JSON, anything JSON cannot hold as its ``repr``."""
+    return orjson.dumps(value, default=repr)
+
+
 class Store(Protocol):
-    def record_run(self, record: RunRecord) -> None: ...
+    """Where runs, their voice calls and feedback persist. Implementations are safe to call
+    from several threads; ``ai_orchestration.testing.check_store`` pins the semantics."""
 
-    def get_run(self, run_id: str) -> RunRecord | None: ...
+    def record_run(self, record: RunRecord) -> None:
+        """Keep the run and its calls, all or nothing; a recorded run id is a StoreError."""
+        ...
 
-    def record_feedback(self, run_id: str, correct_answer: Any) -> None: ...
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with its calls (in order) and its latest feedback; None if unknown."""
+        ...
 
-    def recent_calls(self, per_voice: int) -> list[VoiceCall]: ...
+    def record_feedback(self, run_id: str, correct_answer: Any) -> None:
+        """Keep the right answer for a recorded run; an unknown run id is a StoreError."""
+        ...
 
-    def close(self) -> None: ...
+    def recent_calls(self, per_voice: int) -> list[VoiceCall]:
+        """The last ``per_voice`` calls of every voice, oldest first."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection; later calls raise StoreError. Closing twice is fine."""
+        ...

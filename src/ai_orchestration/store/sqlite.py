@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from ai_orchestration.errors import StoreError
-from ai_orchestration.store._base import RunRecord, VoiceCall
+from ai_orchestration.store._base import RunRecord, VoiceCall, to_json
 
 __all__ = ["SQLiteStore"]
 
@@ -36,16 +36,14 @@ CREATE TABLE IF NOT EXISTS voice_calls (
     cost_usd    REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS voice_calls_by_voice ON voice_calls(voice);
+CREATE INDEX IF NOT EXISTS voice_calls_by_run ON voice_calls(run_id);
 CREATE TABLE IF NOT EXISTS feedback (
     run_id      TEXT NOT NULL REFERENCES runs(run_id),
     created_at  REAL NOT NULL,
     answer      BLOB
 );
+CREATE INDEX IF NOT EXISTS feedback_by_run ON feedback(run_id);
 """
-
-
-def _dump(value: Any) -> bytes:
-    return orjson.dumps(value, default=repr)
 
 
 class SQLiteStore:
@@ -58,6 +56,7 @@ class SQLiteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
@@ -67,12 +66,12 @@ class SQLiteStore:
             record.run_id,
             record.workflow,
             record.created_at or time.time(),
-            _dump(record.input),
-            _dump(record.answer),
+            to_json(record.input),
+            to_json(record.answer),
             record.confidence,
             int(record.abstained),
-            _dump(record.votes),
-            _dump(record.usage),
+            to_json(record.votes),
+            to_json(record.usage),
             record.trace_path,
         )
         calls = [(record.run_id, v, lat, int(ok), cost) for v, lat, ok, cost in record.calls]
@@ -87,6 +86,10 @@ class SQLiteStore:
                     raise
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorname", "") == "SQLITE_CONSTRAINT_PRIMARYKEY":
+                    raise StoreError(
+                        f"run {record.run_id!r} is already recorded in {self.path}"
+                    ) from None
                 raise StoreError(f"SQLite store {self.path}: {exc}") from exc
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -98,9 +101,14 @@ class SQLiteStore:
                     (run_id,),
                 ).fetchone()
                 fb = self._db.execute(
-                    "SELECT answer FROM feedback WHERE run_id = ? ORDER BY created_at DESC",
+                    "SELECT answer FROM feedback WHERE run_id = ? ORDER BY rowid DESC LIMIT 1",
                     (run_id,),
                 ).fetchone()
+                calls = self._db.execute(
+                    "SELECT voice, latency_s, ok, cost_usd FROM voice_calls WHERE run_id = ? "
+                    "ORDER BY rowid",
+                    (run_id,),
+                ).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self.path}: {exc}") from exc
         if row is None:
@@ -117,6 +125,7 @@ class SQLiteStore:
             usage=orjson.loads(row[8]),
             trace_path=row[9],
             feedback=orjson.loads(fb[0]) if fb else None,
+            calls=[(v, lat, bool(ok), cost) for v, lat, ok, cost in calls],
         )
 
     def recent_calls(self, per_voice: int) -> list[VoiceCall]:
@@ -134,15 +143,15 @@ class SQLiteStore:
         return [(v, lat, bool(ok), cost) for v, lat, ok, cost in rows]
 
     def record_feedback(self, run_id: str, correct_answer: Any) -> None:
-        self._write(
-            "INSERT INTO feedback VALUES (?,?,?)", (run_id, time.time(), _dump(correct_answer))
-        )
-
-    def _write(self, sql: str, row: tuple[Any, ...]) -> None:
+        row = (run_id, time.time(), to_json(correct_answer))
         with self._lock:
             try:
-                self._db.execute(sql, row)
+                self._db.execute("INSERT INTO feedback VALUES (?,?,?)", row)
             except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorname", "") == "SQLITE_CONSTRAINT_FOREIGNKEY":
+                    raise StoreError(
+                        f"no run {run_id!r} in {self.path} to give feedback on"
+                    ) from None
                 raise StoreError(f"SQLite store {self.path}: {exc}") from exc
 
     def close(self) -> None:

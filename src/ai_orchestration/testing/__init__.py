@@ -1,4 +1,5 @@
-"""Test support shipped with the library: fake voices, network guard, cassettes, faults."""
+"""Test support shipped with the library: fake voices, network guard, cassettes, faults,
+and the conformance suite every Store passes."""
 
 from ai_orchestration.errors import CassetteMissError, NetworkBlockedError
 from ai_orchestration.policies._clock import FakeClock
@@ -10,9 +11,11 @@ from ai_orchestration.testing._cassette import (
 )
 from ai_orchestration.testing._fakes import FunctionVoice, ScriptedVoice, SeededVoice
 from ai_orchestration.testing._faults import GARBAGE_TEXTS, Faults, FaultyVoice, Latency
+from ai_orchestration.testing.store_conformance import STORE_CHECKS, check_store
 
 __all__ = [
     "GARBAGE_TEXTS",
+    "STORE_CHECKS",
     "Cassette",
     "CassetteMissError",
     "CassetteVoice",
@@ -24,6 +27,7 @@ __all__ = [
     "NetworkBlockedError",
     "ScriptedVoice",
     "SeededVoice",
+    "check_store",
     "network_guard",
     "request_fingerprint",
 ]
