@@ -140,7 +140,7 @@ class OrchestrationConfig(_Model):
     budget: BudgetConfig | None = None
     policies: dict[str, Any] | None = None
     routing: dict[str, Any] | None = None
-    store: str = "sqlite"
+    store: str = Field(default="sqlite", repr=False)  # a URL may hold a password
 
     @field_validator("voices", mode="before")
     @classmethod

@@ -139,6 +139,7 @@ class AiOrchestration:
         self._stats_warmed = False
         self._routed: dict[tuple[tuple[str, ...], tuple[str, ...]], Workflow] = {}
         self._store: Store | None = None
+        self._store_lock = threading.Lock()
         self._tracker: Any = None
         self._bridge = _LoopThread()
         tracing = self.config.tracing
@@ -270,11 +271,12 @@ class AiOrchestration:
     @property
     def store(self) -> Store:
         """The configured ``store``: SQLite under the state folder, or PostgreSQL."""
-        if self._store is None:
-            from ai_orchestration.store import open_store
+        with self._store_lock:  # opened from worker threads; a connection is made once
+            if self._store is None:
+                from ai_orchestration.store import open_store
 
-            self._store = open_store(self.config.store_url(), self.state_dir)
-        return self._store
+                self._store = open_store(self.config.store_url(), self.state_dir)
+            return self._store
 
     @property
     def tracker(self) -> Any:
@@ -327,7 +329,7 @@ class AiOrchestration:
         budget = Budget(**b.model_dump()) if b is not None else self._policy_budget
         if not self._stats_warmed:  # hedging and routing start from the recorded latencies
             self._stats_warmed = True
-            past = await asyncio.to_thread(self.store.recent_calls, voice_stats.window)
+            past = await asyncio.to_thread(lambda: self.store.recent_calls(voice_stats.window))
             voice_stats.warm(past)
         run = await workflow.run(
             inp,
@@ -354,7 +356,7 @@ class AiOrchestration:
             created_at=time.time(),
             calls=_voice_calls(run.trace),
         )
-        await asyncio.to_thread(self.store.record_run, record)
+        await asyncio.to_thread(lambda: self.store.record_run(record))  # no I/O on the loop
         return Result(
             answer=consensus.answer,
             confidence=consensus.confidence,

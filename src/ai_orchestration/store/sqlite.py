@@ -46,6 +46,22 @@ CREATE INDEX IF NOT EXISTS feedback_by_run ON feedback(run_id);
 """
 
 
+# Distinct voices by skip-scan of the voice index: one probe per voice.
+_VOICES = """
+WITH RECURSIVE v(voice) AS (
+    SELECT MIN(voice) FROM voice_calls
+    UNION ALL
+    SELECT (SELECT MIN(voice) FROM voice_calls WHERE voice > v.voice) FROM v
+    WHERE v.voice IS NOT NULL
+)
+SELECT voice FROM v WHERE voice IS NOT NULL
+"""
+_LAST_CALLS = (
+    "SELECT rowid, voice, latency_s, ok, cost_usd FROM voice_calls WHERE voice = ? "
+    "ORDER BY rowid DESC LIMIT ?"
+)
+
+
 class SQLiteStore:
     """Runs and feedback in one SQLite file; safe to share between threads of a process."""
 
@@ -132,15 +148,14 @@ class SQLiteStore:
         """The last ``per_voice`` calls of every voice, oldest first."""
         with self._lock:
             try:
-                rows = self._db.execute(
-                    "SELECT voice, latency_s, ok, cost_usd FROM (SELECT rowid AS n, *, "
-                    "ROW_NUMBER() OVER (PARTITION BY voice ORDER BY rowid DESC) AS age "
-                    "FROM voice_calls) WHERE age <= ? ORDER BY n",
-                    (per_voice,),
-                ).fetchall()
+                voices = [r[0] for r in self._db.execute(_VOICES)]
+                rows = []
+                for voice in voices:  # an index probe per voice, not a scan of every call
+                    rows += self._db.execute(_LAST_CALLS, (voice, per_voice)).fetchall()
+                rows.sort()
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self.path}: {exc}") from exc
-        return [(v, lat, bool(ok), cost) for v, lat, ok, cost in rows]
+        return [(v, lat, bool(ok), cost) for _, v, lat, ok, cost in rows]
 
     def record_feedback(self, run_id: str, correct_answer: Any) -> None:
         row = (run_id, time.time(), to_json(correct_answer))
