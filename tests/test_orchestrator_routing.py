@@ -90,6 +90,7 @@ def test_a_failing_panel_member_falls_back_to_its_spare(tmp_path: Path) -> None:
     result = s.process("What is the capital of France?")
     assert sorted(calls) == ["en1", "en2", "en3"]
     assert result.answer == "Paris" and all(v.ok for v in result.votes)
+    assert result.consensus.explanation["answered_by"] == {"en1": "en3"}
     s.close()
 
 

@@ -33,14 +33,18 @@ def answer_text(result: Any) -> str:
 
 def votes_table(result: Any) -> Table:
     """Who voted what, with which weight and latency (failed voices shown as such; a voice
-    that picked among the other voices' answers says among how many)."""
+    that picked among the other voices' answers says among how many, one answered by its
+    fallback says which)."""
     table = Table("voice", "vote", "weight", "ms", show_edge=False, pad_edge=False)
     weights = result.consensus.weights
     selection = result.consensus.explanation.get("selection", {})
+    answered_by = result.consensus.explanation.get("answered_by", {})
     for v in result.votes:
         vote = escape(str(v.answer)) if v.ok else f"[red]no vote[/] {escape(str(v.error))}"
         if v.ok and v.voice in selection:
             vote += f" [dim](picked among {len(selection[v.voice])})[/]"
+        if v.voice in answered_by:
+            vote += f" [dim](answered by fallback {escape(answered_by[v.voice])})[/]"
         ms = f"{v.latency_s * 1000:.0f}" if v.ok else "-"
         table.add_row(v.voice, vote, f"{weights.get(v.voice, 0.0):.3f}", ms)
     return table

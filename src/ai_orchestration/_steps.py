@@ -256,6 +256,7 @@ class Collected:
     votes: list[Vote]
     not_awaited: list[str]
     selection: dict[str, list[str]] = field(default_factory=dict)
+    answered_by: dict[str, str] = field(default_factory=dict)  # voice → its fallback that answered
 
 
 async def collect_votes(
@@ -293,6 +294,9 @@ async def collect_votes(
             record(Vote(voice=voice.name, answer=None, error=str(exc)))
         else:
             record(response_vote(voice.name, response))
+            fallback = getattr(response, "answered_by", None)  # a FallbackResponse
+            if fallback:
+                got.answered_by[voice.name] = fallback
 
     async def phases() -> None:
         async with asyncio.TaskGroup() as tg:
@@ -364,6 +368,7 @@ async def collect_adaptive(
         )
         got.votes.extend(more.votes)
         got.selection.update(more.selection)
+        got.answered_by.update(more.answered_by)
         if not order:
             break
         decision = decide(got.votes, order, reliability, target=plan.target, n_classes=n_classes)
@@ -404,6 +409,8 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
         got = await collect_votes(spec.voices, request, spec.join)
     if got.selection:
         extra["selection"] = got.selection
+    if got.answered_by:
+        extra["answered_by"] = got.answered_by
     trace = ex.trace
     data = ConsensusSpanData(method=spec.method, votes=got.votes)  # serialised when exported
     cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, span)

@@ -38,7 +38,7 @@ _CONTENT = ("input", "output", "prompt", "delta", "answer")
 # What a consensus explanation may keep under ``redact_io``: who weighed what, not what was said.
 _EXPLANATION_KEPT = frozenset(
     ("weights", "agreement", "abstained", "method", "priors", "temperature", "not_awaited",
-     "failed", "adaptive")
+     "failed", "adaptive", "answered_by")
 )  # fmt: skip
 
 
