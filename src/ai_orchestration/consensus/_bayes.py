@@ -3,8 +3,9 @@
 P(y=k | votes) ∝ π_k · Π_i C_i[k, answer_i]. Fitted from gold (counting), by EM without gold,
 or by EM with the known gold clamped. Optional confidence bins give each voice one confusion
 matrix per bin of its stated confidence, shrunk towards the voice's pooled matrix, so a
-stated confidence is trusted only as far as the voice has earned it. Vectorised numpy:
-one EM iteration is two gathers and two ``reduceat`` sums over the votes.
+stated confidence is trusted only as far as the voice has earned it. Vectorised numpy: each
+EM half-step is a matmul with the (item × cell) vote counts, or, when that matrix would be
+too large, a gather plus a ``reduceat`` over the votes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ __all__ = ["BayesianFusion"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
-_DENSE_LIMIT = 20_000_000  # items × cells up to which EM runs as two small matmuls (160 MB)
+_DENSE_LIMIT = 20_000_000  # items × cells up to which EM runs on a dense count matrix (160 MB)
+_BLOCK = 65_536  # cells per block of rows in those matmuls (512 kB)
 
 
 def symmetric_confusion(acc: float, k: int) -> FloatArray:
@@ -51,32 +53,67 @@ def extend_confusion(conf: FloatArray, k_new: int) -> FloatArray:
 
 
 @dataclass(frozen=True)
-class _Groups:
+class _Dense:
+    """Votes per (item, cell): each EM half-step is a matmul, run in blocks of rows that fit in
+    cache and that BLAS keeps on one thread (its threads stall when the machine is busy)."""
+
+    counts: FloatArray
+
+    @property
+    def rows(self) -> int:
+        return max(1, _BLOCK // int(self.counts.shape[1]))
+
+    def by_item(self, per_cell: FloatArray) -> FloatArray:
+        out = np.empty((len(self.counts), per_cell.shape[1]))
+        n = self.rows
+        for s in range(0, len(out), n):
+            np.matmul(self.counts[s : s + n], per_cell, out=out[s : s + n])
+        return out
+
+    def by_cell(self, per_item: FloatArray) -> FloatArray:
+        out = np.zeros((self.counts.shape[1], per_item.shape[1]))
+        n = self.rows
+        for s in range(0, len(per_item), n):
+            out += self.counts[s : s + n].T @ per_item[s : s + n]
+        return out
+
+
+@dataclass(frozen=True)
+class _Sorted:
     """Votes sorted two ways, so each EM half-step is one gather plus one ``reduceat``."""
 
-    cell_by_item: IntArray  # (worker*K + answer) of the votes, sorted by item
+    cell_by_item: IntArray  # cell of the votes, sorted by item
     item_starts: IntArray
-    item_by_cell: IntArray  # item of the votes, sorted by (worker, answer) cell
+    item_by_cell: IntArray  # item of the votes, sorted by cell
     cell_starts: IntArray
     cells: IntArray  # the cells present, in sorted order
-    dense: FloatArray | None = None  # votes per (item, cell) when small enough: EM by matmul
+    n_cells: int
 
-    @classmethod
-    def of(cls, table: VoteTable, worker: IntArray, n_workers: int) -> _Groups:
-        cell = worker * table.n_labels + table.label
-        by_item = np.argsort(table.item, kind="stable")
-        by_cell = np.argsort(cell, kind="stable")
-        sorted_cell = cell[by_cell]
-        cell_starts = np.flatnonzero(np.r_[True, sorted_cell[1:] != sorted_cell[:-1]])
-        item_starts = np.searchsorted(table.item[by_item], np.arange(table.n_items))
-        n_cells = n_workers * table.n_labels
-        dense = None
-        if table.n_items * n_cells <= _DENSE_LIMIT:
-            flat = table.item * n_cells + cell
-            counts = np.bincount(flat, minlength=table.n_items * n_cells)
-            dense = counts.reshape(table.n_items, n_cells).astype(np.float64)
-        cells = sorted_cell[cell_starts]
-        return cls(cell[by_item], item_starts, table.item[by_cell], cell_starts, cells, dense)
+    def by_item(self, per_cell: FloatArray) -> FloatArray:
+        out: FloatArray = np.add.reduceat(per_cell[self.cell_by_item], self.item_starts, axis=0)
+        return out
+
+    def by_cell(self, per_item: FloatArray) -> FloatArray:
+        out = np.zeros((self.n_cells, per_item.shape[1]))
+        out[self.cells] = np.add.reduceat(per_item[self.item_by_cell], self.cell_starts, axis=0)
+        return out
+
+
+def _group(table: VoteTable, worker: IntArray, n_workers: int) -> _Dense | _Sorted:
+    """Votes grouped by item and by cell (worker × K + answer) for the EM half-steps."""
+    cell = worker * table.n_labels + table.label
+    n_cells = n_workers * table.n_labels
+    if table.n_items * n_cells <= _DENSE_LIMIT:
+        dense = np.zeros((table.n_items, n_cells))
+        dense.reshape(-1)[table.item * n_cells + cell] = 1.0  # one vote per (item, worker)
+        return _Dense(dense)
+    by_item = np.argsort(table.item, kind="stable")
+    by_cell = np.argsort(cell, kind="stable")
+    sorted_cell = cell[by_cell]
+    cell_starts = np.flatnonzero(np.r_[True, sorted_cell[1:] != sorted_cell[:-1]])
+    item_starts = np.searchsorted(table.item[by_item], np.arange(table.n_items))
+    cells = sorted_cell[cell_starts]
+    return _Sorted(cell[by_item], item_starts, table.item[by_cell], cell_starts, cells, n_cells)
 
 
 class BayesianFusion(Aggregator):
@@ -122,26 +159,21 @@ class BayesianFusion(Aggregator):
     def n_bins(self) -> int:
         return len(self.edges) + 2 if len(self.edges) else 1
 
-    def _bins(self, table: VoteTable) -> IntArray:
+    def _workers(self, table: VoteTable) -> IntArray:
+        """Each vote's (voice, confidence bin) as one index: voice × bins + bin."""
         if not len(self.edges):
-            return np.zeros(len(table.item), dtype=np.intp)
+            return table.voice
         c = table.confidence
         binned = np.searchsorted(self.edges, np.nan_to_num(c), side="right") + 1
-        out: IntArray = np.where(np.isnan(c), 0, binned).astype(np.intp)
+        out: IntArray = table.voice * self.n_bins + np.where(np.isnan(c), 0, binned)
         return out
 
     # -- EM ---------------------------------------------------------------------------------
 
-    def _m_step(self, table: VoteTable, groups: _Groups, post: FloatArray) -> FloatArray:
+    def _m_step(self, table: VoteTable, groups: _Dense | _Sorted, post: FloatArray) -> FloatArray:
         k, nw = table.n_labels, len(table.voices) * self.n_bins
-        if groups.dense is not None:
-            counts: FloatArray = groups.dense.T @ post
-        else:
-            counts = np.zeros((nw * k, k))
-            sums = np.add.reduceat(post[groups.item_by_cell], groups.cell_starts, axis=0)
-            counts[groups.cells] = sums
         # counts[w*K + l, c] -> conf[w, c, l]
-        conf = counts.reshape(nw, k, k).transpose(0, 2, 1)
+        conf = groups.by_cell(post).reshape(nw, k, k).transpose(0, 2, 1)
         pseudo = self._pseudo(k)
         if self.n_bins > 1:
             pooled = conf.reshape(-1, self.n_bins, k, k).sum(axis=1) + pseudo
@@ -159,30 +191,28 @@ class BayesianFusion(Aggregator):
         np.fill_diagonal(out, right)
         return out
 
-    def _e_step(self, groups: _Groups, log_conf: FloatArray, log_prior: FloatArray) -> FloatArray:
-        k = log_conf.shape[1]
+    def _e_step(
+        self, groups: _Dense | _Sorted, log_conf: FloatArray, log_prior: FloatArray
+    ) -> FloatArray:
         # log_conf[w, c, l] -> rows w*K + l, columns c
-        flat = log_conf.transpose(0, 2, 1).reshape(-1, k)
-        if groups.dense is not None:
-            dense: FloatArray = groups.dense @ flat
-            return dense + log_prior
-        out: FloatArray = np.add.reduceat(flat[groups.cell_by_item], groups.item_starts, axis=0)
-        return out + log_prior
+        flat = log_conf.transpose(0, 2, 1).reshape(-1, log_conf.shape[1])
+        out = groups.by_item(flat)
+        out += log_prior
+        return out
 
     def _fit(self, table: VoteTable, y: IntArray) -> None:
         k = table.n_labels
-        groups = _Groups.of(
-            table, table.voice * self.n_bins + self._bins(table), len(table.voices) * self.n_bins
-        )
+        worker = self._workers(table)
+        groups = _group(table, worker, len(table.voices) * self.n_bins)
         gold = y >= 0
-        counts = table.counts()
-        post = counts / counts.sum(axis=1, keepdims=True)
+        counts = table.counts()  # einsum sums an (items × K) array much faster than .sum here
+        post = counts / np.einsum("ik->i", counts)[:, None]
         post[gold] = np.eye(k)[y[gold]]
         n_iter = 0
         while n_iter < self.max_iter:
             n_iter += 1
             conf = self._m_step(table, groups, post)
-            prior = (post.sum(axis=0) + 1.0) / (table.n_items + k)
+            prior = (np.einsum("ik->k", post) + 1.0) / (table.n_items + k)
             new = softmax(self._e_step(groups, np.log(conf), np.log(prior)))
             new[gold] = post[gold]
             delta = float(np.abs(new - post).max())
@@ -193,13 +223,11 @@ class BayesianFusion(Aggregator):
         self.voices_ = list(table.voices)
         self.confusion_ = conf.reshape(len(table.voices), self.n_bins, k, k)
         self.class_prior_ = prior
-        self._set_reliability(table)
+        self._set_reliability(worker)
 
-    def _set_reliability(self, table: VoteTable) -> None:
-        per_voice = np.bincount(
-            table.voice * self.n_bins + self._bins(table),
-            minlength=len(table.voices) * self.n_bins,
-        ).reshape(len(table.voices), self.n_bins)
+    def _set_reliability(self, worker: IntArray) -> None:
+        n_voices = len(self.voices_)
+        per_voice = np.bincount(worker, minlength=n_voices * self.n_bins).reshape(n_voices, -1)
         share = per_voice / np.maximum(per_voice.sum(axis=1, keepdims=True), 1)
         diag = np.einsum("vbkk->vbk", self.confusion_) @ self.class_prior_
         acc = (diag * share).sum(axis=1)
@@ -231,9 +259,7 @@ class BayesianFusion(Aggregator):
         return out
 
     def _logits(self, table: VoteTable) -> FloatArray:
-        groups = _Groups.of(
-            table, table.voice * self.n_bins + self._bins(table), len(table.voices) * self.n_bins
-        )
+        groups = _group(table, self._workers(table), len(table.voices) * self.n_bins)
         log_conf = np.log(self._table_confusion(table))
         return self._e_step(groups, log_conf, np.log(self._table_prior(table.n_labels)))
 

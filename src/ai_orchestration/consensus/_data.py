@@ -235,19 +235,16 @@ def _parse_frame(frame: Any, *, labels: Sequence[Any], extra_labels: Iterable[An
         failed |= (err.notna() & (err.astype(str) != "")).to_numpy()
     if failed.all():
         raise ConsensusError(f"no valid votes: all {len(frame)} votes failed")
-    ok = frame[~failed]
+    ok = frame[~failed] if failed.any() else frame
     item_codes, item_uniques = _factorize(ok["item"])
-    voice_codes, voice_uniques = _factorize(ok["voice"].astype(str))
-    pair = item_codes * len(voice_uniques) + voice_codes
-    ordered = np.sort(pair)
-    repeats = ordered[1:][ordered[1:] == ordered[:-1]]
-    if len(repeats):
-        first = int(repeats[0])
-        item, voice = (
-            item_uniques[first // len(voice_uniques)],
-            voice_uniques[first % len(voice_uniques)],
+    voice_codes, voice_uniques = _factorize_voices(ok["voice"])
+    n_pairs = len(item_uniques) * len(voice_uniques)
+    repeat = _first_repeat(item_codes * len(voice_uniques) + voice_codes, n_pairs)
+    if repeat is not None:
+        item, voice = divmod(repeat, len(voice_uniques))
+        raise InputError(
+            f"duplicated vote: item {item_uniques[item]!r}, voice {voice_uniques[voice]!r}"
         )
-        raise InputError(f"duplicated vote: item {item!r}, voice {voice!r}")
     conf = np.full(len(ok), np.nan)
     if "confidence" in ok.columns:
         conf = ok["confidence"].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -264,7 +261,7 @@ def _parse_frame(frame: Any, *, labels: Sequence[Any], extra_labels: Iterable[An
     label = np.asarray([lab_index[a] for a in answers], dtype=np.intp)[answer_codes]
     return VoteTable(
         items=list(item_uniques),
-        voices=[str(v) for v in voice_uniques],
+        voices=voice_uniques,
         labels=all_labels,
         item=item_codes,
         voice=voice_codes,
@@ -275,11 +272,40 @@ def _parse_frame(frame: Any, *, labels: Sequence[Any], extra_labels: Iterable[An
     )
 
 
+def _first_repeat(pair: IntArray, n_pairs: int) -> int | None:
+    """The smallest (item, voice) pair code that occurs twice, if any."""
+    if n_pairs <= 4 * len(pair):  # few enough codes to count them all
+        repeats = np.flatnonzero(np.bincount(pair, minlength=n_pairs) > 1)
+    else:
+        ordered = np.sort(pair)
+        repeats = ordered[1:][ordered[1:] == ordered[:-1]]
+    return int(repeats[0]) if len(repeats) else None
+
+
 def _factorize(column: Any) -> tuple[IntArray, list[Any]]:
+    """Codes in order of first appearance, as ``pd.factorize``; no hashing for sorted ints."""
     import pandas as pd  # type: ignore[import-untyped]  # only reached with a DataFrame
 
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":
+        if column.is_monotonic_increasing:  # e.g. votes listed item by item
+            values = column.to_numpy()
+            starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+            codes = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(values)]))
+            return codes, values[starts].tolist()
+    elif getattr(column.dtype, "storage", None) == "python":
+        column = column.to_numpy()  # Python strings hash faster from the object array
     codes, uniques = pd.factorize(column)
     return np.asarray(codes, dtype=np.intp), list(uniques)
+
+
+def _factorize_voices(column: Any) -> tuple[IntArray, list[str]]:
+    """Voices as strings; a column already holding only strings is not converted row by row."""
+    if column.dtype.kind == "O":  # object, string or categorical: maybe strings already
+        codes, uniques = _factorize(column)
+        if all(isinstance(v, str) for v in uniques) and codes.min() >= 0:
+            return codes, [str(v) for v in uniques]
+    codes, uniques = _factorize(column.astype(str))
+    return codes, [str(v) for v in uniques]
 
 
 def parse_gold(gold: Mapping[Any, Any] | None, table: VoteTable) -> IntArray:
