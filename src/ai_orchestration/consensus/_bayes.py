@@ -264,8 +264,7 @@ class BayesianFusion(Aggregator):
         return self._e_step(groups, log_conf, np.log(self._table_prior(table.n_labels)))
 
     def _vote_loglik(self, table: VoteTable) -> FloatArray:
-        cell = table.voice * self.n_bins + self._bins(table)
-        out: FloatArray = np.log(self._table_confusion(table))[cell, :, table.label]
+        out: FloatArray = np.log(self._table_confusion(table))[self._workers(table), :, table.label]
         return out
 
     def confusion(self, voice: str) -> dict[Any, dict[Any, float]]:
