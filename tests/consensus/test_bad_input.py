@@ -100,3 +100,14 @@ def test_calibration_report_bad_input() -> None:
         calibration_report({"a": {"X": 1.0}}, {"b": "X"})
     with pytest.raises(InputError, match="at least one gold item"):
         calibration_report({"a": {"X": 1.0}}, {})
+
+
+@pytest.mark.parametrize("key", ["item", "voice"])
+def test_a_frame_row_without_item_or_voice_names_the_row(model: Aggregator, key: str) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {"item": [1, 1, 2, 2], "voice": ["a", "b", "a", "b"], "answer": ["X", None, "Y", "Y"]}
+    )
+    frame.loc[3, key] = None  # row 1 failed (no answer) and is skipped; row 3 is bad
+    with pytest.raises(InputError, match=f"vote row 3: {key} is missing"):
+        model.fit(frame)

@@ -236,6 +236,11 @@ def _parse_frame(frame: Any, *, labels: Sequence[Any], extra_labels: Iterable[An
     if failed.all():
         raise ConsensusError(f"no valid votes: all {len(frame)} votes failed")
     ok = frame[~failed] if failed.any() else frame
+    for key in ("item", "voice"):
+        absent = ok[key].isna().to_numpy()
+        if absent.any():
+            row = int(np.flatnonzero(~failed)[np.flatnonzero(absent)[0]])
+            raise InputError(f"vote row {row}: {key} is missing")
     item_codes, item_uniques = _factorize(ok["item"])
     voice_codes, voice_uniques = _factorize_voices(ok["voice"])
     n_pairs = len(item_uniques) * len(voice_uniques)
