@@ -29,6 +29,7 @@ __all__ = ["VoteTable", "parse_gold", "parse_votes", "sort_labels"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 _REQUIRED = ("item", "voice", "answer")
+_NAN = math.nan
 
 
 def sort_labels(labels: Iterable[Any]) -> list[Any]:
@@ -174,10 +175,12 @@ def parse_votes(
         if duplicate:
             raise InputError(f"duplicated vote: item {key[0]!r}, voice {key[1]!r}")
         seen.add(key)
-        confs.append(_confidence(r, n))
-        dists.append(_distribution(r, n))
+        confs.append(_NAN if r.get("confidence") is None else _confidence(r, n))
+        dist = None if r.get("distribution") is None else _distribution(r, n)
+        dists.append(dist)
         new_labels.append(r["answer"])
-        new_labels.extend(dists[-1] or ())
+        if dist is not None:
+            new_labels.extend(dist)
     known = list(labels)
     known_set = set(known)
     all_labels = known + [a for a in sort_labels(new_labels) if a not in known_set]
