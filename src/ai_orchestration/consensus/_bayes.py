@@ -205,17 +205,21 @@ class BayesianFusion(Aggregator):
         worker = self._workers(table)
         groups = _group(table, worker, len(table.voices) * self.n_bins)
         gold = y >= 0
+        any_gold = bool(gold.any())
         counts = table.counts()  # einsum sums an (items × K) array much faster than .sum here
         post = counts / np.einsum("ik->i", counts)[:, None]
-        post[gold] = np.eye(k)[y[gold]]
+        if any_gold:
+            post[gold] = np.eye(k)[y[gold]]
         n_iter = 0
         while n_iter < self.max_iter:
             n_iter += 1
             conf = self._m_step(table, groups, post)
             prior = (np.einsum("ik->k", post) + 1.0) / (table.n_items + k)
-            new = softmax(self._e_step(groups, np.log(conf), np.log(prior)))
-            new[gold] = post[gold]
-            delta = float(np.abs(new - post).max())
+            new = softmax(self._e_step(groups, np.log(conf), np.log(prior)), in_place=True)
+            if any_gold:
+                new[gold] = post[gold]
+            post -= new  # the old posterior is not needed any more: reuse it for the change
+            delta = float(np.abs(post, out=post).max())
             post = new
             if delta < self.tol or gold.all():
                 break

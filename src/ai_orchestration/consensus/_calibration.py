@@ -26,9 +26,14 @@ _EPS = 1e-15
 _HOLDOUT_VOTES = 50_000  # votes sampled for the held-out-voice temperature: one scalar to fit
 
 
-def softmax(logits: FloatArray, temperature: float = 1.0) -> FloatArray:
-    """Row-wise softmax of ``logits / temperature`` (stable, never NaN for finite input)."""
-    z: FloatArray = logits / temperature
+def softmax(logits: FloatArray, temperature: float = 1.0, *, in_place: bool = False) -> FloatArray:
+    """Row-wise softmax of ``logits / temperature`` (stable, never NaN for finite input);
+    ``in_place`` reuses ``logits`` for the result."""
+    z: FloatArray
+    if in_place:
+        z = logits if temperature == 1.0 else np.divide(logits, temperature, out=logits)
+    else:
+        z = logits / temperature
     columns = z.T  # reduced one answer at a time: much faster than axis=1 for few answers
     top = columns[0].copy()
     for column in columns[1:]:

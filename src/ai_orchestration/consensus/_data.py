@@ -240,6 +240,8 @@ def _parse_frame(frame: Any, *, labels: Sequence[Any], extra_labels: Iterable[An
         raise ConsensusError(f"no valid votes: all {len(frame)} votes failed")
     ok = frame[~failed] if failed.any() else frame
     for key in ("item", "voice"):
+        if ok[key].dtype.kind in "iub":  # integer and boolean columns hold no missing values
+            continue
         absent = ok[key].isna().to_numpy()
         if absent.any():
             row = int(np.flatnonzero(~failed)[np.flatnonzero(absent)[0]])
@@ -262,7 +264,7 @@ def _parse_frame(frame: Any, *, labels: Sequence[Any], extra_labels: Iterable[An
             raise InputError(f"vote row {n}: confidence {conf[n]!r} is not in [0, 1]")
     known = list(labels)
     known_set = set(known)
-    answer_codes, answer_uniques = _factorize(ok["answer"])
+    answer_codes, answer_uniques = _factorize(ok["answer"], any_order=True)  # labels get sorted
     answers = [a.item() if isinstance(a, np.generic) else a for a in answer_uniques]
     all_labels = known + [a for a in sort_labels([*extra_labels, *answers]) if a not in known_set]
     lab_index = {a: i for i, a in enumerate(all_labels)}
@@ -290,16 +292,23 @@ def _first_repeat(pair: IntArray, n_pairs: int) -> int | None:
     return int(repeats[0]) if len(repeats) else None
 
 
-def _factorize(column: Any) -> tuple[IntArray, list[Any]]:
-    """Codes in order of first appearance, as ``pd.factorize``; no hashing for sorted ints."""
+def _factorize(column: Any, *, any_order: bool = False) -> tuple[IntArray, list[Any]]:
+    """Codes and their values, as ``pd.factorize`` (in order of first appearance), but sorted
+    integers are numbered by runs without hashing, and with ``any_order`` a small integer range
+    is counted (values then ascending)."""
     import pandas as pd  # type: ignore[import-untyped]  # only reached with a DataFrame
 
     if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":
+        values = column.to_numpy()
         if column.is_monotonic_increasing:  # e.g. votes listed item by item
-            values = column.to_numpy()
             starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
             codes = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(values)]))
             return codes, values[starts].tolist()
+        lo, hi = (int(values.min()), int(values.max())) if any_order else (0, 1 << 62)
+        if hi - lo < 4096:  # e.g. answers coded as small ints: count instead of hashing
+            present = np.bincount(values - lo, minlength=hi - lo + 1) > 0
+            remap = np.cumsum(present) - 1
+            return remap[values - lo], (np.flatnonzero(present) + lo).tolist()
     elif getattr(column.dtype, "storage", None) == "python":
         column = column.to_numpy()  # Python strings hash faster from the object array
     codes, uniques = pd.factorize(column)
