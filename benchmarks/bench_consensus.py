@@ -225,7 +225,8 @@ def _oracle_b(votes: list[dict[str, Any]], truth: dict[int, int], k: int = 4) ->
                 continue
             twins_seen.add(v["item"])
             name = "twin"
-        log_post[v["item"]] += np.log(_b_likelihood(name, k)[:, v["answer"]])
+        with np.errstate(divide="ignore"):  # log 0 = -inf: that voice rules the class out
+            log_post[v["item"]] += np.log(_b_likelihood(name, k)[:, v["answer"]])
     proba = np.exp(log_post - log_post.max(axis=1, keepdims=True))
     proba /= proba.sum(axis=1, keepdims=True)
     return report_arrays(proba, np.asarray([truth[i] for i in range(len(truth))]))
