@@ -219,6 +219,27 @@ def test_bayesian_without_gold_takes_the_holdout_temperature() -> None:
     assert BayesianFusion(calibrate=False).fit(votes).temperature_ == 1.0
 
 
+def test_weighted_vote_without_gold_takes_the_one_coin_holdout_temperature() -> None:
+    rng = np.random.default_rng(5)
+    votes = []
+    for i in range(300):
+        t = int(rng.integers(0, 3))
+        shared = t if rng.random() < 0.7 else int(rng.integers(0, 3))  # one error stream
+        for v in "abcd":
+            votes.append({"item": i, "voice": v, "answer": shared})
+        votes.append({"item": i, "voice": "e", "answer": t if rng.random() < 0.7 else 0})
+    model = WeightedVote().fit(votes)
+    table = parse_votes(votes, labels=model.labels_)
+    loglik = model._vote_loglik(table)
+    # the one-coin likelihood: p on the answer, (1 - p)/(K - 1) on each other answer
+    p = np.asarray([model.reliability_[v] for v in table.voices])[table.voice]
+    assert np.allclose(np.exp(loglik).sum(axis=1), 1.0)
+    assert np.allclose(np.exp(loglik[np.arange(len(p)), table.label]), p)
+    expected = holdout_temperature(model._logits(table), loglik, table.item)
+    assert model.temperature_ == pytest.approx(expected) and model.temperature_ != 1.0
+    assert WeightedVote(calibrate=False).fit(votes).temperature_ == 1.0
+
+
 def test_dataframe_input_matches_list_input() -> None:
     pd = pytest.importorskip("pandas")
     votes = rows((1, "a", "X"), (1, "b", "Y"), (2, "a", "Y"), (2, "b", "Y"), (2, "c", "X"))

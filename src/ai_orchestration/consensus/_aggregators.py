@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ai_orchestration.consensus._base import (
+    _ACC_CLIP,
     Aggregator,
     log_odds,
     one_coin,
@@ -77,6 +78,14 @@ class WeightedVote(Aggregator):
     def _logits(self, table: VoteTable) -> FloatArray:
         w = log_odds(self.voice_reliability(table), table.n_labels)
         return segment_sum(table, np.eye(table.n_labels)[table.label] * w[table.voice][:, None])
+
+    def _vote_loglik(self, table: VoteTable) -> FloatArray:
+        """The one-coin model: p for the true answer, (1 − p)/(K − 1) for each other."""
+        k = max(table.n_labels, 2)
+        p = np.clip(self.voice_reliability(table), _ACC_CLIP, 1 - _ACC_CLIP)[table.voice]
+        out = np.repeat(np.log((1 - p) / (k - 1))[:, None], table.n_labels, axis=1)
+        out[np.arange(len(p)), table.label] = np.log(p)
+        return out
 
 
 class AttentionFusion(Aggregator):
