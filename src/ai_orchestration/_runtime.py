@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -40,6 +40,40 @@ class Budget:
     max_seconds: float | None = None
 
 
+class VoiceUsage(Mapping[str, Usage]):
+    """A run's usage per voice: a mapping summed from its calls on first access (nothing is
+    summed for runs whose per-voice usage nobody reads)."""
+
+    __slots__ = ("_calls", "_sums")
+
+    def __init__(self, calls: list[tuple[str, Usage]]) -> None:
+        self._calls = calls
+        self._sums: dict[str, Usage] | None = None
+
+    def _summed(self) -> dict[str, Usage]:
+        if self._sums is None:
+            sums: dict[str, Usage] = {}
+            for voice, usage in self._calls:
+                per = sums.get(voice)
+                if per is None:
+                    sums[voice] = per = Usage()
+                per.add(usage)
+            self._sums = sums
+        return self._sums
+
+    def __getitem__(self, voice: str) -> Usage:
+        return self._summed()[voice]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._summed())
+
+    def __len__(self) -> int:
+        return len(self._summed())
+
+    def __repr__(self) -> str:
+        return f"VoiceUsage({self._summed()!r})"
+
+
 class RunState:
     """What one run accumulates: its trace, usage totals (overall and per voice), budget."""
 
@@ -58,15 +92,9 @@ class RunState:
         self._calls.append((voice, usage))
 
     @property
-    def voice_usage(self) -> dict[str, Usage]:
-        """Usage per voice, summed over the run's calls so far."""
-        out: dict[str, Usage] = {}
-        for voice, usage in self._calls:
-            per = out.get(voice)
-            if per is None:
-                out[voice] = per = Usage()
-            per.add(usage)
-        return out
+    def voice_usage(self) -> VoiceUsage:
+        """Usage per voice, summed over the run's calls when first read."""
+        return VoiceUsage(self._calls)
 
     def check_budget(self, *, before_call: bool) -> None:
         b = self.budget

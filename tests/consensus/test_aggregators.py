@@ -17,6 +17,7 @@ from ai_orchestration.consensus import (
     calibration_report,
     fit_temperature,
 )
+from ai_orchestration.consensus._base import Aggregator
 from ai_orchestration.consensus._calibration import holdout_temperature
 from ai_orchestration.consensus._data import parse_votes
 
@@ -238,6 +239,18 @@ def test_weighted_vote_without_gold_takes_the_one_coin_holdout_temperature() -> 
     expected = holdout_temperature(model._logits(table), loglik, table.item)
     assert model.temperature_ == pytest.approx(expected) and model.temperature_ != 1.0
     assert WeightedVote(calibrate=False).fit(votes).temperature_ == 1.0
+
+
+@pytest.mark.parametrize("cls", [BayesianFusion, WeightedVote])
+def test_no_holdout_temperature_when_no_vote_shares_its_item(cls: type[Aggregator]) -> None:
+    # each vote alone on its item: nothing predicts it, so the loss is flat in T and the
+    # search used to land anywhere (voice order alone moved T and the probabilities)
+    votes = [
+        {"item": 0, "voice": "v1", "answer": "A"},
+        {"item": 1, "voice": "v0", "answer": "B"},
+        {"item": 2, "voice": "v0", "answer": "A"},
+    ]
+    assert cls().fit(votes).temperature_ == 1.0
 
 
 def test_dataframe_input_matches_list_input() -> None:

@@ -24,6 +24,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 _EPS = 1e-15
 _HOLDOUT_VOTES = 50_000  # votes sampled for the held-out-voice temperature: one scalar to fit
+_HOLDOUT_MIN = 20  # fewer votes with another vote on their item: the temperature stays 1
 
 
 def softmax(logits: FloatArray, temperature: float = 1.0, *, in_place: bool = False) -> FloatArray:
@@ -94,13 +95,16 @@ def holdout_temperature(
 
     ``logits`` (items × K) are log π + Σ log C_i[:, answer_i]; ``vote_loglik`` (votes × K) is
     log C_voice[:, answer] of each vote and ``vote_item`` its row in ``logits``. The loss is
-    −mean log Σ_k softmax((logits − vote_loglik) / T)_k · C_voice[k, answer].
+    −mean log Σ_k softmax((logits − vote_loglik) / T)_k · C_voice[k, answer], over the votes
+    whose item has another vote; with fewer than 20 of those T stays 1.
     """
+    shared = np.bincount(vote_item, minlength=len(logits))[vote_item] > 1
+    if shared.sum() < _HOLDOUT_MIN:  # a vote alone on its item has no others to predict it
+        return 1.0
+    vote_loglik, vote_item = vote_loglik[shared], vote_item[shared]
     if len(vote_item) > _HOLDOUT_VOTES:
         keep = np.random.default_rng(0).choice(len(vote_item), _HOLDOUT_VOTES, replace=False)
         vote_loglik, vote_item = vote_loglik[keep], vote_item[keep]
-    if len(vote_item) == 0:
-        return 1.0
     others = logits[vote_item] - vote_loglik
     likelihood = np.exp(vote_loglik)
 
