@@ -162,18 +162,23 @@ def remaining_time() -> float | None:
     return end - asyncio.get_running_loop().time()
 
 
-@contextmanager
-def deadline_at(end: float) -> Iterator[float]:
+class deadline_at:  # lower case: used like a function, ``with deadline_at(end) as end:``
     """Set the deadline to ``end`` (event-loop time), never later than an enclosing one;
-    yields the effective end."""
-    outer = _deadline.get()
-    if outer is not None and outer < end:
-        end = outer
-    token = _deadline.set(end)
-    try:
-        yield end
-    finally:
-        _deadline.reset(token)
+    yields the effective end. A class, not a generator: it sits on every voice call that has
+    a deadline policy."""
+
+    __slots__ = ("_token", "end")
+
+    def __init__(self, end: float) -> None:
+        outer = _deadline.get()
+        self.end = outer if outer is not None and outer < end else end
+
+    def __enter__(self) -> float:
+        self._token = _deadline.set(self.end)
+        return self.end
+
+    def __exit__(self, *exc: object) -> None:
+        _deadline.reset(self._token)
 
 
 def _unexpected(voice: str, exc: Exception) -> VoiceError:
