@@ -40,7 +40,12 @@ def votes_table(result: Any) -> Table:
     selection = result.consensus.explanation.get("selection", {})
     answered_by = result.consensus.explanation.get("answered_by", {})
     for v in result.votes:
-        vote = escape(str(v.answer)) if v.ok else f"[red]no vote[/] {escape(str(v.error))}"
+        if v.ok:
+            vote = escape(str(v.answer))
+        elif str(v.error).startswith("abstained"):  # by choice (e.g. nothing to select among)
+            vote = f"[dim]{escape(str(v.error))}[/]"
+        else:
+            vote = f"[red]no vote[/] {escape(str(v.error))}"
         if v.ok and v.voice in selection:
             vote += f" [dim](picked among {len(selection[v.voice])})[/]"
         if v.voice in answered_by:
