@@ -110,6 +110,8 @@ def test_feedback_updates_reliability_and_persists(tmp_path: Path) -> None:
     again = make(tmp_path, voices)  # a new process would read the same state folder
     assert again.tracker.reliability() == pytest.approx(rel)
     assert again.store.get_run(run_ids[0]) is not None
+    # the store keeps the same counts, written with the feedback in one transaction
+    assert again.store.reliability_counts() == {"good": (4.0, 0.0), "bad": (0.0, 4.0)}
     again.close()
 
 

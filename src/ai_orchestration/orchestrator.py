@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["AiOrchestration", "Result"]
 
 T = TypeVar("T")
+_RELIABILITY_REFRESH_S = 5.0  # how stale a shared store's reliability counts may get
 _ROUTED_CACHE = 64  # consensus workflows kept per distinct (panel, fallbacks)
 
 
@@ -137,6 +139,7 @@ class AiOrchestration:
         self._workflow: Workflow | None = None
         self._router: Router | None = None
         self._stats_warmed = False
+        self._reliability_synced = -math.inf
         self._routed: dict[tuple[tuple[str, ...], tuple[str, ...]], Workflow] = {}
         self._store: Store | None = None
         self._store_lock = threading.Lock()
@@ -280,12 +283,26 @@ class AiOrchestration:
 
     @property
     def tracker(self) -> Any:
-        """Per-voice reliability learned from feedback (persisted under the state folder)."""
+        """Per-voice reliability learned from feedback: a JSON file under the state folder
+        with the SQLite store; with a shared (PostgreSQL) store, the store's counts, which
+        every worker adds to and each re-reads at most every ``_RELIABILITY_REFRESH_S``."""
         if self._tracker is None:
             from ai_orchestration.consensus import ReliabilityTracker
 
-            self._tracker = ReliabilityTracker(self.state_dir / "reliability.json")
+            shared = self.config.store_url() != "sqlite"
+            path = None if shared else self.state_dir / "reliability.json"
+            self._tracker = ReliabilityTracker(path)
         return self._tracker
+
+    def _sync_reliability(self) -> None:
+        """Re-read a shared store's reliability counts when stale (worker thread only)."""
+        if self.config.store_url() == "sqlite":
+            return
+        now = time.monotonic()
+        if now - self._reliability_synced < _RELIABILITY_REFRESH_S:
+            return
+        self.tracker.replace(self.store.reliability_counts())
+        self._reliability_synced = now
 
     # --- running ---------------------------------------------------------------------------
 
@@ -327,6 +344,7 @@ class AiOrchestration:
             workflow = self._routed_workflow(route)
         b = self.config.budget
         budget = Budget(**b.model_dump()) if b is not None else self._policy_budget
+        await asyncio.to_thread(self._sync_reliability)  # other workers' feedback counts
         if not self._stats_warmed:  # hedging and routing start from the recorded latencies
             self._stats_warmed = True
             past = await asyncio.to_thread(lambda: self.store.recent_calls(voice_stats.window))
@@ -386,7 +404,6 @@ class AiOrchestration:
             raise InputError(f"unknown run id {run_id!r}")
         from ai_orchestration.consensus import Vote
 
-        self.store.record_feedback(run_id, correct_answer)
         votes = [
             Vote(
                 voice=v["voice"],
@@ -396,7 +413,9 @@ class AiOrchestration:
             )
             for v in record.votes
         ]
-        self.tracker.update(votes, correct_answer)
+        counts = self.tracker.counts_for(votes, correct_answer)
+        self.store.record_feedback(run_id, correct_answer, counts)  # one transaction
+        self.tracker.add(counts)
 
     def close(self) -> None:
         self._bridge.close()

@@ -80,7 +80,7 @@ def test_the_tables_live_in_the_schema_of_the_url(pg_url: str) -> None:
             "AND data_type = 'jsonb' ORDER BY 1",
             (schema,),
         ).fetchall()
-    assert rows == [("feedback",), ("runs",), ("voice_calls",)]
+    assert rows == [("feedback",), ("reliability",), ("runs",), ("voice_calls",)]
     assert [k for (k,) in kinds] == ["answer", "answer", "input", "usage", "votes"]
     store.close()
 
@@ -183,3 +183,34 @@ def test_cli_stats_reads_the_postgres_store(
     data = orjson.loads(result.stdout)
     assert data["voices"]["a"]["calls"] == 2 and data["voices"]["b"]["error_rate"] == 1.0
     assert data["source"] == f"{pg_url}&password=***"
+
+
+@pytest.mark.postgres
+def test_feedback_given_to_one_worker_reweighs_the_voices_of_another(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ai_orchestration import orchestrator
+
+    monkeypatch.setattr(orchestrator, "_RELIABILITY_REFRESH_S", 0.0)
+
+    def worker(state_dir: Path) -> AiOrchestration:
+        config = {
+            "state_dir": str(state_dir),
+            "store": pg_url,
+            "consensus": {"method": "weighted", "embed": "none"},
+        }
+        voices = [FunctionVoice(n, lambda r, n=n: "5" if n == "b" else "4") for n in "abc"]
+        return AiOrchestration(config, voices=voices)
+
+    first, second = worker(tmp_path / "w1"), worker(tmp_path / "w2")
+    before = first.process("2 + 3 = ?")
+    assert before.answer == "4" and before.consensus.weights["a"] == before.consensus.weights["b"]
+    for _ in range(4):  # the second worker learns that b is right and a, c are wrong
+        second.feedback(first.process("2 + 3 = ?").run_id, "5")
+    assert not (tmp_path / "w2" / "reliability.json").exists()  # the store holds the counts
+    assert second.store.reliability_counts() == {"a": (0.0, 4.0), "b": (4.0, 0.0), "c": (0.0, 4.0)}
+    after = first.process("2 + 3 = ?")  # the first worker re-reads the shared counts
+    assert after.consensus.weights["b"] > 0 > after.consensus.weights["a"]
+    assert after.answer == "5"
+    first.close()
+    second.close()

@@ -35,9 +35,9 @@ class NewestFirst(SQLiteStore):
 
 
 class ForgivingFeedback(SQLiteStore):
-    def record_feedback(self, run_id: str, correct_answer: Any) -> None:
+    def record_feedback(self, run_id: str, correct_answer: Any, counts: Any = None) -> None:
         if self.get_run(run_id) is not None:
-            super().record_feedback(run_id, correct_answer)
+            super().record_feedback(run_id, correct_answer, counts)
 
 
 @pytest.mark.parametrize(

@@ -62,15 +62,35 @@ class ReliabilityTracker:
 
     def update(self, votes: Iterable[Vote], correct_answer: Any) -> None:
         """Count each valid vote as right or wrong against ``correct_answer``; persist."""
+        self.add(self.counts_for(votes, correct_answer))
+
+    @staticmethod
+    def counts_for(votes: Iterable[Vote], correct_answer: Any) -> dict[str, tuple[float, float]]:
+        """What ``update`` adds: (1, 0) for each valid vote that is right, (0, 1) if wrong."""
         truth = normalise(correct_answer)
+        out: dict[str, tuple[float, float]] = {}
+        for vote in votes:
+            if vote.valid:
+                right = normalise(vote.answer) == truth
+                c, w = out.get(vote.voice, (0.0, 0.0))
+                out[vote.voice] = (c + right, w + (not right))
+        return out
+
+    def add(self, counts: Mapping[str, tuple[float, float]]) -> None:
+        """Add (correct, wrong) counts per voice; persist to ``path`` when there is one."""
         with self._lock:
-            for vote in votes:
-                if not vote.valid:
-                    continue
-                counts = self._counts.setdefault(vote.voice, [0.0, 0.0])
-                counts[0 if normalise(vote.answer) == truth else 1] += 1.0
+            for voice, (correct, wrong) in counts.items():
+                held = self._counts.setdefault(voice, [0.0, 0.0])
+                held[0] += correct
+                held[1] += wrong
             if self.path is not None:
                 self._save(self.path)
+
+    def replace(self, counts: Mapping[str, tuple[float, float]]) -> None:
+        """Take these counts as the whole history (e.g. read from a store that several
+        workers share); nothing is written."""
+        with self._lock:
+            self._counts = {v: [float(c), float(w)] for v, (c, w) in counts.items()}
 
     def _save(self, path: Path) -> None:
         payload = {

@@ -8,13 +8,21 @@ from typing import TYPE_CHECKING
 
 from ai_orchestration._lazy import lazy_exports
 from ai_orchestration.errors import ConfigError
-from ai_orchestration.store._base import RunRecord, Store, VoiceCall
+from ai_orchestration.store._base import Counts, RunRecord, Store, VoiceCall
 from ai_orchestration.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from ai_orchestration.store.postgres import PostgresStore
 
-__all__ = ["PostgresStore", "RunRecord", "SQLiteStore", "Store", "VoiceCall", "open_store"]
+__all__ = [
+    "Counts",
+    "PostgresStore",
+    "RunRecord",
+    "SQLiteStore",
+    "Store",
+    "VoiceCall",
+    "open_store",
+]
 
 __getattr__ = lazy_exports(__name__, {"PostgresStore": "ai_orchestration.store.postgres"})
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
-__all__ = ["RunRecord", "Store", "VoiceCall", "to_json"]
+__all__ = ["Counts", "RunRecord", "Store", "VoiceCall", "to_json"]
 
 #: One finished voice call: (voice, latency in seconds, succeeded, cost in USD).
 VoiceCall = tuple[str, float, bool, float]
+#: Feedback counts per voice: voice → (votes found correct, votes found wrong).
+Counts = Mapping[str, tuple[float, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +52,15 @@ class Store(Protocol):
         """The run with its calls (in order) and its latest feedback; None if unknown."""
         ...
 
-    def record_feedback(self, run_id: str, correct_answer: Any) -> None:
-        """Keep the right answer for a recorded run; an unknown run id is a StoreError."""
+    def record_feedback(
+        self, run_id: str, correct_answer: Any, counts: Counts | None = None
+    ) -> None:
+        """Keep the right answer for a recorded run and add ``counts`` (voice → correct,
+        wrong) to the voices' totals, all or nothing; an unknown run id is a StoreError."""
+        ...
+
+    def reliability_counts(self) -> dict[str, tuple[float, float]]:
+        """Every voice's (correct, wrong) totals over all feedback, from every writer."""
         ...
 
     def recent_calls(self, per_voice: int) -> list[VoiceCall]:

@@ -19,13 +19,13 @@ from psycopg import errors, sql
 from psycopg.types.json import set_json_loads
 
 from ai_orchestration.errors import StoreError
-from ai_orchestration.store._base import RunRecord, VoiceCall, to_json
+from ai_orchestration.store._base import Counts, RunRecord, VoiceCall, to_json
 from ai_orchestration.store._dsn import passwords, redact, scrub, split_schema
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
 
 DEFAULT_SCHEMA = "ai_orchestration"
-_TABLES = ("runs", "voice_calls", "feedback")
+_TABLES = ("runs", "voice_calls", "feedback", "reliability")
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # JSONB cannot hold U+0000, so a value with one is kept as its JSON text under this one key.
 _NUL_KEY = "$ai_orchestration.json"
@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS {s}.feedback (
     answer      jsonb
 );
 CREATE INDEX IF NOT EXISTS feedback_by_run ON {s}.feedback (run_id, id);
+CREATE TABLE IF NOT EXISTS {s}.reliability (
+    voice       text PRIMARY KEY,
+    correct     double precision NOT NULL,
+    wrong       double precision NOT NULL
+);
 """
 
 _QUERIES = {
@@ -70,6 +75,9 @@ _QUERIES = {
     "VALUES (%s, %s, %s, %s, %s)",
     "insert_feedback": "INSERT INTO {s}.feedback (run_id, created_at, answer) "
     "VALUES (%s, %s, %s::jsonb)",
+    "add_counts": "INSERT INTO {s}.reliability AS r VALUES (%s, %s, %s) ON CONFLICT (voice) "
+    "DO UPDATE SET correct = r.correct + EXCLUDED.correct, wrong = r.wrong + EXCLUDED.wrong",
+    "counts": "SELECT voice, correct, wrong FROM {s}.reliability",
     "get_run": "SELECT run_id, workflow, created_at, input, answer, confidence, abstained, "
     "votes, usage, trace_path, (SELECT f.answer FROM {s}.feedback f "
     "WHERE f.run_id = r.run_id ORDER BY f.id DESC LIMIT 1) FROM {s}.runs r WHERE run_id = %s",
@@ -227,14 +235,26 @@ class PostgresStore:
             calls=[(v, lat, ok, cost) for v, lat, ok, cost in calls],
         )
 
-    def record_feedback(self, run_id: str, correct_answer: Any) -> None:
+    def record_feedback(
+        self, run_id: str, correct_answer: Any, counts: Counts | None = None
+    ) -> None:
+        """The feedback and the voices' added (correct, wrong) counts, in one transaction;
+        concurrent workers' additions all count (an upsert adds to the stored row)."""
+        row = (run_id, time.time(), _jsonb(correct_answer))
+        adds = [(v, c, w) for v, (c, w) in sorted((counts or {}).items())]  # one lock order
         with self._session() as conn:
             try:
-                conn.execute(
-                    self._q["insert_feedback"], (run_id, time.time(), _jsonb(correct_answer))
-                )
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.execute(self._q["insert_feedback"], row)
+                    cur.executemany(self._q["add_counts"], adds)
             except errors.ForeignKeyViolation:
                 raise StoreError(f"no run {run_id!r} in {self.url} to give feedback on") from None
+
+    def reliability_counts(self) -> dict[str, tuple[float, float]]:
+        """(correct, wrong) feedback counts per voice, summed over every worker's feedback."""
+        with self._session() as conn:
+            rows = conn.execute(self._q["counts"]).fetchall()
+        return {v: (float(c), float(w)) for v, c, w in rows}
 
     def recent_calls(self, per_voice: int) -> list[VoiceCall]:
         """The last ``per_voice`` calls of every voice, oldest first."""

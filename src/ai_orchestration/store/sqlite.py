@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from ai_orchestration.errors import StoreError
-from ai_orchestration.store._base import RunRecord, VoiceCall, to_json
+from ai_orchestration.store._base import Counts, RunRecord, VoiceCall, to_json
 
 __all__ = ["SQLiteStore"]
 
@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS feedback (
     answer      BLOB
 );
 CREATE INDEX IF NOT EXISTS feedback_by_run ON feedback(run_id);
+CREATE TABLE IF NOT EXISTS reliability (
+    voice       TEXT PRIMARY KEY,
+    correct     REAL NOT NULL,
+    wrong       REAL NOT NULL
+);
 """
 
 
@@ -56,6 +61,10 @@ WITH RECURSIVE v(voice) AS (
 )
 SELECT voice FROM v WHERE voice IS NOT NULL
 """
+_ADD_COUNTS = (
+    "INSERT INTO reliability VALUES (?,?,?) ON CONFLICT(voice) DO UPDATE SET "
+    "correct = correct + excluded.correct, wrong = wrong + excluded.wrong"
+)
 _LAST_CALLS = (
     "SELECT rowid, voice, latency_s, ok, cost_usd FROM voice_calls WHERE voice = ? "
     "ORDER BY rowid DESC LIMIT ?"
@@ -157,17 +166,37 @@ class SQLiteStore:
                 raise StoreError(f"SQLite store {self.path}: {exc}") from exc
         return [(v, lat, bool(ok), cost) for _, v, lat, ok, cost in rows]
 
-    def record_feedback(self, run_id: str, correct_answer: Any) -> None:
+    def record_feedback(
+        self, run_id: str, correct_answer: Any, counts: Counts | None = None
+    ) -> None:
+        """The feedback and the voices' added (correct, wrong) counts, in one transaction."""
         row = (run_id, time.time(), to_json(correct_answer))
+        adds = [(v, c, w) for v, (c, w) in (counts or {}).items()]
         with self._lock:
             try:
-                self._db.execute("INSERT INTO feedback VALUES (?,?,?)", row)
+                self._db.execute("BEGIN")
+                try:
+                    self._db.execute("INSERT INTO feedback VALUES (?,?,?)", row)
+                    self._db.executemany(_ADD_COUNTS, adds)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if getattr(exc, "sqlite_errorname", "") == "SQLITE_CONSTRAINT_FOREIGNKEY":
                     raise StoreError(
                         f"no run {run_id!r} in {self.path} to give feedback on"
                     ) from None
                 raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    def reliability_counts(self) -> dict[str, tuple[float, float]]:
+        """(correct, wrong) feedback counts per voice, summed over every feedback."""
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT voice, correct, wrong FROM reliability").fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+        return {v: (c, w) for v, c, w in rows}
 
     def close(self) -> None:
         with self._lock:

@@ -218,6 +218,46 @@ def check_shared_storage(open_store: OpenStore) -> None:
         _expect(got.feedback if got else None, "4", "feedback recorded by another store")
 
 
+def check_reliability_counts(open_store: OpenStore) -> None:
+    """Feedback adds its (correct, wrong) counts in the same transaction: every worker's
+    additions count, concurrent ones too; feedback on an unknown run adds nothing."""
+    tag = _tag()
+    voice, other = f"{tag}-a", f"{tag}-b"
+    runs = [_run(f"{tag}-{i}") for i in range(_THREADS)]
+    with _opened(open_store) as first, _opened(open_store) as second:
+        for run in runs:
+            first.record_run(run)
+        first.record_feedback(runs[0].run_id, "4", {voice: (1.0, 0.0), other: (0.0, 1.0)})
+        second.record_feedback(runs[1].run_id, "4", {voice: (1.0, 0.0)})
+        _raises_store_error(
+            lambda: second.record_feedback(f"{tag}-missing", "4", {voice: (9.0, 9.0)}),
+            "feedback with counts on an unknown run",
+        )
+        start = threading.Barrier(_THREADS - 2)
+        failures: list[BaseException] = []
+
+        def add(run_id: str, store: Store) -> None:
+            try:
+                start.wait()
+                store.record_feedback(run_id, "4", {voice: (0.0, 1.0)})
+            except BaseException as exc:  # reported by the main thread
+                failures.append(exc)
+
+        threads = [
+            threading.Thread(target=add, args=(run.run_id, (first, second)[i % 2]))
+            for i, run in enumerate(runs[2:])
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failures:
+            raise AssertionError(f"a feedback thread failed: {failures[0]!r}") from failures[0]
+        counts = second.reliability_counts()
+        _expect(counts.get(voice), (2.0, float(_THREADS - 2)), "counts added by every worker")
+        _expect(counts.get(other), (0.0, 1.0), "counts of a voice with one feedback")
+
+
 def check_concurrent_writers(open_store: OpenStore) -> None:
     """Threads writing and reading at once, half on one shared store and half on stores of
     their own, lose nothing; each voice's calls keep their order."""
@@ -281,6 +321,7 @@ STORE_CHECKS: dict[str, Callable[[OpenStore], None]] = {
     "recent_calls": check_recent_calls,
     "json_values": check_json_values,
     "shared_storage": check_shared_storage,
+    "reliability_counts": check_reliability_counts,
     "concurrent_writers": check_concurrent_writers,
     "close": check_close,
 }
