@@ -114,6 +114,7 @@ class TracingConfig(_Model):
     enabled: bool = True
     audit: bool = True
     redact_io: bool = False
+    otel: bool = False  # also export every run to OpenTelemetry (global tracer provider)
 
 
 class RunConfig(_Model):

@@ -151,10 +151,12 @@ class AiOrchestration:
             if tracing.enabled and tracing.audit
             else None
         )
-        self._processors: tuple[SpanProcessor, ...] = (
-            *(p for p in (self.audit,) if p is not None),
-            *processors,
-        )
+        exporters: list[SpanProcessor] = [self.audit] if self.audit is not None else []
+        if tracing.enabled and tracing.otel:
+            from ai_orchestration.tracing.otel import OpenTelemetryProcessor
+
+            exporters.append(OpenTelemetryProcessor(redact_io=tracing.redact_io))
+        self._processors: tuple[SpanProcessor, ...] = (*exporters, *processors)
         if self.config.policies is not None or self.config.routing is not None:
             _ = self.voices, self.router  # check policies and routing before any run
 
