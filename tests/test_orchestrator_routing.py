@@ -139,3 +139,19 @@ def test_the_routing_section_of_a_config_file_hot_reloads(tmp_path: Path) -> Non
     assert calls == ["en1", "fr", "fr"]
     assert s.router.last_error is not None and "ghost" in s.router.last_error
     s.close()
+
+
+def test_a_panel_smaller_than_min_votes_fails_at_construction(tmp_path: Path) -> None:
+    cfg = {
+        "state_dir": str(tmp_path),
+        "consensus": {"method": "majority", "embed": "none", "min_votes": 2},
+        "routing": {"default": ["en1", "en2"], "panel": 2,
+                    "rules": [{"name": "french", "when": {"language": "fr"}, "voices": ["fr"]}]},
+    }  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        AiOrchestration(cfg, voices=voices([]))
+    assert info.value.field == "routing.rules[0].panel"
+    assert "rule 'french'" in str(info.value) and "min_votes = 2" in str(info.value)
+    cfg["routing"]["rules"][0]["voices"] = ["fr", "en3"]
+    cfg["routing"]["rules"][0]["panel"] = 2
+    AiOrchestration(cfg, voices=voices([])).close()  # both panels now give two votes

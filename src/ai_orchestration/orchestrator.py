@@ -233,12 +233,33 @@ class AiOrchestration:
 
             names = [v.name for v in self.voices]
             file = self._source.file
-            self._router = (
+            router = (
                 Router.from_file(file, voices=names)
                 if file is not None
                 else Router.from_mapping(self.config.routing, voices=names)
             )
+            self._check_panels(router)
+            self._router = router
         return self._router
+
+    def _check_panels(self, router: Router) -> None:
+        """A panel smaller than ``consensus.min_votes`` could never reach a consensus."""
+        need, routing = self.config.consensus.min_votes, router.config
+        panels: list[tuple[str, int, str | None]] = []
+        for i, rule in enumerate(routing.rules):
+            panel = min(rule.panel or routing.panel, len(rule.candidates))
+            panels.append((f"routing.rules[{i}].panel", panel, rule.name))
+        if routing.default:
+            panels.append(("routing.panel", min(routing.panel, len(routing.default)), None))
+        for field, panel, rule_name in panels:
+            if panel < need:
+                where = f"rule {rule_name!r}" if rule_name is not None else "the default voices"
+                raise ConfigError(
+                    f"{where} answer with a panel of {panel} voice(s), fewer than "
+                    f"consensus.min_votes = {need}",
+                    file=self._source.file,
+                    field=field,
+                )
 
     def _routed_workflow(self, route: RouteDecision) -> Workflow:
         """A consensus workflow over the route's panel; panel member i falls back to every

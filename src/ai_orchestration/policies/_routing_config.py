@@ -101,10 +101,16 @@ class RuleConfig(_Model):
                 raise ValueError(f"weights name voices not in this rule: {stray}")
         if self.min_quality is not None and self.strategy != "cheapest":
             raise ValueError("min_quality only applies to strategy 'cheapest'")
-        candidates = len(dict.fromkeys([*self.voices, *(self.ab.split if self.ab else ())]))
-        if self.panel is not None and self.panel > candidates:
-            raise ValueError(f"panel of {self.panel} voices but the rule names {candidates}")
+        if self.panel is not None and self.panel > len(self.candidates):
+            raise ValueError(
+                f"panel of {self.panel} voices but the rule names {len(self.candidates)}"
+            )
         return self
+
+    @property
+    def candidates(self) -> list[str]:
+        """Every voice the rule may choose: its voices and its A/B arms, once each."""
+        return list(dict.fromkeys([*self.voices, *(self.ab.split if self.ab else ())]))
 
 
 class VoiceProfile(_Model):
