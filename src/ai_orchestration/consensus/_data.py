@@ -181,10 +181,14 @@ def parse_votes(
         new_labels.append(r["answer"])
         if dist is not None:
             new_labels.extend(dist)
-    known = list(labels)
-    known_set = set(known)
-    all_labels = known + [a for a in sort_labels(new_labels) if a not in known_set]
+    all_labels = _extend_labels(labels, new_labels)
     return _build(valid, all_labels, confs, dists, len(rows) - len(valid))
+
+
+def _extend_labels(known: Sequence[Any], new: Iterable[Any]) -> list[Any]:
+    """``known`` in its order, then the answers not in it, sorted (see ``sort_labels``)."""
+    seen = set(known)
+    return [*known, *(a for a in sort_labels(new) if a not in seen)]
 
 
 def _index(values: Iterable[Any]) -> tuple[list[Any], IntArray]:
@@ -262,11 +266,9 @@ def _parse_frame(frame: Any, *, labels: Sequence[Any], extra_labels: Iterable[An
         if bad.any():
             n = int(np.flatnonzero(bad)[0])
             raise InputError(f"vote row {n}: confidence {conf[n]!r} is not in [0, 1]")
-    known = list(labels)
-    known_set = set(known)
     answer_codes, answer_uniques = _factorize(ok["answer"], any_order=True)  # labels get sorted
     answers = [a.item() if isinstance(a, np.generic) else a for a in answer_uniques]
-    all_labels = known + [a for a in sort_labels([*extra_labels, *answers]) if a not in known_set]
+    all_labels = _extend_labels(labels, [*extra_labels, *answers])
     lab_index = {a: i for i, a in enumerate(all_labels)}
     label = np.asarray([lab_index[a] for a in answers], dtype=np.intp)[answer_codes]
     return VoteTable(
