@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,7 @@ _ADD_COUNTS = (
     "INSERT INTO reliability VALUES (?,?,?) ON CONFLICT(voice) DO UPDATE SET "
     "correct = correct + excluded.correct, wrong = wrong + excluded.wrong"
 )
+_PRIMARY_KEY, _FOREIGN_KEY = "SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_FOREIGNKEY"
 _LAST_CALLS = (
     "SELECT rowid, voice, latency_s, ok, cost_usd FROM voice_calls WHERE voice = ? "
     "ORDER BY rowid DESC LIMIT ?"
@@ -100,42 +103,27 @@ class SQLiteStore:
             record.trace_path,
         )
         calls = [(record.run_id, v, lat, int(ok), cost) for v, lat, ok, cost in record.calls]
-        with self._lock:
-            try:
-                self._db.execute("BEGIN")
-                try:
-                    self._db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", row)
-                    self._db.executemany("INSERT INTO voice_calls VALUES (?,?,?,?,?)", calls)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if getattr(exc, "sqlite_errorname", "") == "SQLITE_CONSTRAINT_PRIMARYKEY":
-                    raise StoreError(
-                        f"run {record.run_id!r} is already recorded in {self.path}"
-                    ) from None
-                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+        taken = f"run {record.run_id!r} is already recorded in {self.path}"
+        with self._session(transaction=True, refusals={_PRIMARY_KEY: taken}) as db:
+            db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+            db.executemany("INSERT INTO voice_calls VALUES (?,?,?,?,?)", calls)
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        with self._lock:
-            try:
-                row = self._db.execute(
-                    "SELECT run_id, workflow, created_at, input, answer, confidence, abstained, "
-                    "votes, usage, trace_path FROM runs WHERE run_id = ?",
-                    (run_id,),
-                ).fetchone()
-                fb = self._db.execute(
-                    "SELECT answer FROM feedback WHERE run_id = ? ORDER BY rowid DESC LIMIT 1",
-                    (run_id,),
-                ).fetchone()
-                calls = self._db.execute(
-                    "SELECT voice, latency_s, ok, cost_usd FROM voice_calls WHERE run_id = ? "
-                    "ORDER BY rowid",
-                    (run_id,),
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+        with self._session() as db:
+            row = db.execute(
+                "SELECT run_id, workflow, created_at, input, answer, confidence, abstained, "
+                "votes, usage, trace_path FROM runs WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+            fb = db.execute(
+                "SELECT answer FROM feedback WHERE run_id = ? ORDER BY rowid DESC LIMIT 1",
+                (run_id,),
+            ).fetchone()
+            calls = db.execute(
+                "SELECT voice, latency_s, ok, cost_usd FROM voice_calls WHERE run_id = ? "
+                "ORDER BY rowid",
+                (run_id,),
+            ).fetchall()
         if row is None:
             return None
         return RunRecord(
@@ -155,15 +143,12 @@ class SQLiteStore:
 
     def recent_calls(self, per_voice: int) -> list[VoiceCall]:
         """The last ``per_voice`` calls of every voice, oldest first."""
-        with self._lock:
-            try:
-                voices = [r[0] for r in self._db.execute(_VOICES)]
-                rows = []
-                for voice in voices:  # an index probe per voice, not a scan of every call
-                    rows += self._db.execute(_LAST_CALLS, (voice, per_voice)).fetchall()
-                rows.sort()
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+        with self._session() as db:
+            voices = [r[0] for r in db.execute(_VOICES)]
+            rows = []
+            for voice in voices:  # an index probe per voice, not a scan of every call
+                rows += db.execute(_LAST_CALLS, (voice, per_voice)).fetchall()
+        rows.sort()
         return [(v, lat, bool(ok), cost) for _, v, lat, ok, cost in rows]
 
     def record_feedback(
@@ -172,31 +157,41 @@ class SQLiteStore:
         """The feedback and the voices' added (correct, wrong) counts, in one transaction."""
         row = (run_id, time.time(), to_json(correct_answer))
         adds = [(v, c, w) for v, (c, w) in (counts or {}).items()]
+        unknown = f"no run {run_id!r} in {self.path} to give feedback on"
+        with self._session(transaction=True, refusals={_FOREIGN_KEY: unknown}) as db:
+            db.execute("INSERT INTO feedback VALUES (?,?,?)", row)
+            db.executemany(_ADD_COUNTS, adds)
+
+    def reliability_counts(self) -> dict[str, tuple[float, float]]:
+        """(correct, wrong) feedback counts per voice, summed over every feedback."""
+        with self._session() as db:
+            rows = db.execute("SELECT voice, correct, wrong FROM reliability").fetchall()
+        return {v: (c, w) for v, c, w in rows}
+
+    @contextmanager
+    def _session(
+        self, *, transaction: bool = False, refusals: Mapping[str, str] | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        """The connection under the lock, in one transaction when asked (rolled back on any
+        error). SQLite errors become ``StoreError``; a constraint named in ``refusals`` says
+        its own message."""
         with self._lock:
             try:
+                if not transaction:
+                    yield self._db
+                    return
                 self._db.execute("BEGIN")
                 try:
-                    self._db.execute("INSERT INTO feedback VALUES (?,?,?)", row)
-                    self._db.executemany(_ADD_COUNTS, adds)
+                    yield self._db
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if getattr(exc, "sqlite_errorname", "") == "SQLITE_CONSTRAINT_FOREIGNKEY":
-                    raise StoreError(
-                        f"no run {run_id!r} in {self.path} to give feedback on"
-                    ) from None
+                refused = (refusals or {}).get(getattr(exc, "sqlite_errorname", ""))
+                if refused is not None:
+                    raise StoreError(refused) from None
                 raise StoreError(f"SQLite store {self.path}: {exc}") from exc
-
-    def reliability_counts(self) -> dict[str, tuple[float, float]]:
-        """(correct, wrong) feedback counts per voice, summed over every feedback."""
-        with self._lock:
-            try:
-                rows = self._db.execute("SELECT voice, correct, wrong FROM reliability").fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
-        return {v: (c, w) for v, c, w in rows}
 
     def close(self) -> None:
         with self._lock:
