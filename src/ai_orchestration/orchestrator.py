@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -312,20 +313,19 @@ class AiOrchestration:
         if self._tracker is None:
             from ai_orchestration.consensus import ReliabilityTracker
 
-            shared = self.config.store_url() != "sqlite"
-            path = None if shared else self.state_dir / "reliability.json"
+            path = None if self._shared_store else self.state_dir / "reliability.json"
             self._tracker = ReliabilityTracker(path)
         return self._tracker
 
+    @cached_property
+    def _shared_store(self) -> bool:
+        """Whether the store is one several workers share (PostgreSQL), not the SQLite file."""
+        return self.config.store_url() != "sqlite"
+
     def _sync_reliability(self) -> None:
-        """Re-read a shared store's reliability counts when stale (worker thread only)."""
-        if self.config.store_url() == "sqlite":
-            return
-        now = time.monotonic()
-        if now - self._reliability_synced < _RELIABILITY_REFRESH_S:
-            return
+        """Take a shared store's reliability counts (other workers' feedback); worker thread."""
         self.tracker.replace(self.store.reliability_counts())
-        self._reliability_synced = now
+        self._reliability_synced = time.monotonic()
 
     # --- running ---------------------------------------------------------------------------
 
@@ -367,7 +367,9 @@ class AiOrchestration:
             workflow = self._routed_workflow(route)
         b = self.config.budget
         budget = Budget(**b.model_dump()) if b is not None else self._policy_budget
-        await asyncio.to_thread(self._sync_reliability)  # other workers' feedback counts
+        stale = time.monotonic() - self._reliability_synced >= _RELIABILITY_REFRESH_S
+        if self._shared_store and stale:  # other workers' feedback counts
+            await asyncio.to_thread(self._sync_reliability)
         if not self._stats_warmed:  # hedging and routing start from the recorded latencies
             self._stats_warmed = True
             past = await asyncio.to_thread(lambda: self.store.recent_calls(voice_stats.window))
