@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -203,7 +204,8 @@ def test_holdout_temperature_exact() -> None:
     assert holdout_temperature(*_two_voice_holdout(62)) == pytest.approx(expected, rel=1e-4)
 
 
-def test_bayesian_without_gold_takes_the_holdout_temperature() -> None:
+def _echoing_votes() -> list[dict[str, Any]]:
+    """Four voices that share one error stream and an independent fifth, 300 items."""
     rng = np.random.default_rng(5)
     votes = []
     for i in range(300):
@@ -212,6 +214,11 @@ def test_bayesian_without_gold_takes_the_holdout_temperature() -> None:
         for v in "abcd":
             votes.append({"item": i, "voice": v, "answer": shared})
         votes.append({"item": i, "voice": "e", "answer": t if rng.random() < 0.7 else 0})
+    return votes
+
+
+def test_bayesian_without_gold_takes_the_holdout_temperature() -> None:
+    votes = _echoing_votes()
     model = BayesianFusion().fit(votes)
     table = parse_votes(votes, labels=model.labels_)
     loglik = model._vote_loglik(table)
@@ -221,14 +228,7 @@ def test_bayesian_without_gold_takes_the_holdout_temperature() -> None:
 
 
 def test_weighted_vote_without_gold_takes_the_one_coin_holdout_temperature() -> None:
-    rng = np.random.default_rng(5)
-    votes = []
-    for i in range(300):
-        t = int(rng.integers(0, 3))
-        shared = t if rng.random() < 0.7 else int(rng.integers(0, 3))  # one error stream
-        for v in "abcd":
-            votes.append({"item": i, "voice": v, "answer": shared})
-        votes.append({"item": i, "voice": "e", "answer": t if rng.random() < 0.7 else 0})
+    votes = _echoing_votes()
     model = WeightedVote().fit(votes)
     table = parse_votes(votes, labels=model.labels_)
     loglik = model._vote_loglik(table)

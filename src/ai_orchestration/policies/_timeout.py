@@ -40,10 +40,15 @@ async def deadline_scope(seconds: float, *, scope: str = "run") -> AsyncIterator
         except TimeoutError as exc:
             if not cm.expired():
                 raise
-            note("deadline_exceeded", scope)
-            raise DeadlineExceededError(
-                f"{scope}: deadline of {seconds:g}s exceeded", scope=scope, timeout=seconds
-            ) from exc
+            raise _exceeded(scope, seconds) from exc
+
+
+def _exceeded(scope: str, seconds: float) -> DeadlineExceededError:
+    """The error of a passed deadline, noted on the current span."""
+    note("deadline_exceeded", scope)
+    return DeadlineExceededError(
+        f"{scope}: deadline of {seconds:g}s exceeded", scope=scope, timeout=seconds
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +132,7 @@ class DeadlineVoice(PolicyVoice):
                 response = await self.inner.respond(request)
             except BaseException as exc:
                 if timer.disarm() and isinstance(exc, asyncio.CancelledError):
-                    scope = f"voice {self.name!r}"
-                    note("deadline_exceeded", scope)
-                    raise DeadlineExceededError(
-                        f"{scope}: deadline of {self.seconds:g}s exceeded",
-                        scope=scope,
-                        timeout=self.seconds,
-                    ) from None
+                    raise _exceeded(f"voice {self.name!r}", self.seconds) from None
                 raise
         timer.disarm()
         return response
