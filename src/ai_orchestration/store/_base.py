@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +34,21 @@ class RunRecord:
     created_at: float = 0.0
     feedback: Any = None
     calls: list[VoiceCall] = field(default_factory=list)
+
+    def row(self, encode: Callable[[Any], Any]) -> tuple[Any, ...]:
+        """The ``runs`` columns in table order, JSON values through ``encode``."""
+        return (
+            self.run_id,
+            self.workflow,
+            self.created_at or time.time(),
+            encode(self.input),
+            encode(self.answer),
+            self.confidence,
+            self.abstained,
+            encode(self.votes),
+            encode(self.usage),
+            self.trace_path,
+        )
 
 
 def to_json(value: Any) -> bytes:

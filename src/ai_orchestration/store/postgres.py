@@ -191,18 +191,7 @@ class PostgresStore:
             conn.execute(self._ddl)
 
     def record_run(self, record: RunRecord) -> None:
-        row = (
-            record.run_id,
-            record.workflow,
-            record.created_at or time.time(),
-            _jsonb(record.input),
-            _jsonb(record.answer),
-            record.confidence,
-            record.abstained,
-            _jsonb(record.votes),
-            _jsonb(record.usage),
-            record.trace_path,
-        )
+        row = record.row(_jsonb)
         calls = [(record.run_id, v, lat, ok, cost) for v, lat, ok, cost in record.calls]
         with self._session() as conn:
             try:

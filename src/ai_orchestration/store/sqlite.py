@@ -90,18 +90,7 @@ class SQLiteStore:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
 
     def record_run(self, record: RunRecord) -> None:
-        row = (
-            record.run_id,
-            record.workflow,
-            record.created_at or time.time(),
-            to_json(record.input),
-            to_json(record.answer),
-            record.confidence,
-            int(record.abstained),
-            to_json(record.votes),
-            to_json(record.usage),
-            record.trace_path,
-        )
+        row = record.row(to_json)
         calls = [(record.run_id, v, lat, int(ok), cost) for v, lat, ok, cost in record.calls]
         taken = f"run {record.run_id!r} is already recorded in {self.path}"
         with self._session(transaction=True, refusals={_PRIMARY_KEY: taken}) as db:
