@@ -225,6 +225,7 @@ async def bench_handoff(audit_dir: Path) -> list[float]:
 
 async def bench_fanout() -> dict[str, list[float]]:
     from ai_orchestration.testing import FunctionVoice
+    from ai_orchestration.voices import VoiceRequest
     from ai_orchestration.workflow import All, WorkflowBuilder
 
     voices = [FunctionVoice(f"v{i}", lambda r: "yes", delay=FANOUT_SLEEP) for i in range(FANOUT)]
@@ -243,13 +244,25 @@ async def bench_fanout() -> dict[str, list[float]]:
             for _ in range(FANOUT):
                 tg.create_task(sleeper())
 
+    request = VoiceRequest.from_prompt("q")
+
+    async def voices_alone() -> None:  # the voices' own work, no engine: sleep + response
+        async with asyncio.TaskGroup() as tg:
+            for v in voices:
+                tg.create_task(v.respond(request))
+
     async def run_consensus() -> None:
         assert (await consensus.run("q")).output.answer == "yes"
 
     async def run_parallel() -> None:
         assert len((await parallel.run("q")).output) == FANOUT
 
-    cases = {"asyncio": plain, "consensus": run_consensus, "parallel_steps": run_parallel}
+    cases = {
+        "asyncio": plain,
+        "voices_alone": voices_alone,
+        "consensus": run_consensus,
+        "parallel_steps": run_parallel,
+    }
     for fn in cases.values():
         await fn()
     walls: dict[str, list[float]] = {name: [] for name in cases}
@@ -356,6 +369,7 @@ def main() -> dict[str, Any]:
         "fanout_1000x50ms_ms": fan["consensus"][0],
         "fanout_parallel_steps_ms": fan["parallel_steps"][0],
         "fanout_asyncio_ms": fan["asyncio"][0],
+        "fanout_voices_alone_ms": fan["voices_alone"][0],
         "fanout_above_sleep_vs_asyncio": (fan["consensus"][0] - FANOUT_SLEEP * 1e3)
         / (fan["asyncio"][0] - FANOUT_SLEEP * 1e3),
         "fanout_ms": {n: {"median": m, "best": b} for n, (m, b) in fan.items()},
@@ -400,6 +414,7 @@ def _print(r: dict[str, Any], med: dict[str, tuple[float, float]], fan: Any) -> 
         ["variant", "median", "best"],
         [
             ["plain asyncio TaskGroup (floor)", *fan["asyncio"]],
+            ["the 1,000 voices alone, no engine (their own work)", *fan["voices_alone"]],
             ["consensus step (1,000 votes, majority)", *fan["consensus"]],
             ["1,000 parallel voice steps + All join", *fan["parallel_steps"]],
         ],
