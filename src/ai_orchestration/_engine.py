@@ -163,7 +163,8 @@ class _Execution:
         trace, state = self.trace, self.state
         span = trace.start_span(SpanKind.STEP, step.name, StepSpanData(step.kind, inp), self.parent)
         token = _scope.set((state, span))
-        timeout_cm = asyncio.timeout(step.timeout) if step.timeout is not None else None
+        end = None if step.timeout is None else asyncio.get_running_loop().time() + step.timeout
+        timeout_cm = None if end is None else asyncio.timeout_at(end)
         try:
             if step.kind is StepKind.CALL and not step.policies:
                 coro = step.spec(inp)
@@ -175,10 +176,10 @@ class _Execution:
                 coro = apply_step_policies(call, step.policies, step.name)()
             else:
                 coro = run_step_body(self, step, inp, span)
-            if step.timeout is None or timeout_cm is None:
+            if end is None or timeout_cm is None:
                 value = await coro
-            else:
-                with deadline_at(asyncio.get_running_loop().time() + step.timeout):
+            else:  # one end: the step's timeout and the deadline nested policies see
+                with deadline_at(end):
                     async with timeout_cm:
                         value = await coro
         except asyncio.CancelledError as exc:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ai_orchestration.consensus import ConfusionModel
 
 __all__ = [
+    "ABSTAINED",
     "Collected",
     "RouteOutcome",
     "collect_votes",
@@ -232,7 +233,8 @@ def picks_among_answers(voice: Voice) -> bool:
 
 
 _NO_CANDIDATES = "no candidates to select among: no other voice gave a valid answer"
-_ONE_CANDIDATE = "abstained: the other voices gave one answer, nothing to select among"
+ABSTAINED = "abstained: "  # how a voice's own choice not to vote starts its error text
+_ONE_CANDIDATE = ABSTAINED + "the other voices gave one answer, nothing to select among"
 
 
 def _candidates(votes: Sequence[Vote]) -> list[str]:

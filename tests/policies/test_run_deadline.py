@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -72,4 +71,3 @@ async def test_the_deadline_is_cleared_after_the_run() -> None:
     wf = WorkflowBuilder("w").step("left", _left).build()
     await wf.run(None, timeout=1.0)
     assert remaining_time() is None
-    await asyncio.sleep(0)
