@@ -39,6 +39,7 @@ from ai_orchestration.voices._http_errors import (
     is_error_envelope,
     transport_error,
 )
+from ai_orchestration.voices._types import VoiceRequest, VoiceResponse
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -468,3 +469,24 @@ class HttpVoice:
             f"{type(self).__name__}(name={self._name!r}, model={self.model!r}, "
             f"base_url={self._http.base_url!r})"
         )
+
+    async def respond(self, request: VoiceRequest) -> VoiceResponse:
+        """One plain (non-streaming) call: build the body, POST it, parse the answer."""
+        body, limit = self._body(request, stream=False)
+        return await self._http.post_parsed(
+            self._respond_path(),
+            body,
+            lambda payload, latency: self._parse(payload, request, latency),
+            limit_s=limit,
+        )
+
+    # What each adapter supplies: its endpoint, request body (and time limit), and parser.
+
+    def _respond_path(self) -> str:
+        raise NotImplementedError
+
+    def _body(self, request: VoiceRequest, *, stream: bool) -> tuple[dict[str, Any], float | None]:
+        raise NotImplementedError
+
+    def _parse(self, payload: Any, request: VoiceRequest, latency: float) -> VoiceResponse:
+        raise NotImplementedError

@@ -85,14 +85,8 @@ class AnthropicVoice(HttpVoice):
             transport=transport,
         )
 
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        body, limit = self._body(request, stream=False)
-        return await self._http.post_parsed(
-            "/messages",
-            body,
-            lambda payload, latency: self._parse(payload, request, latency),
-            limit_s=limit,
-        )
+    def _respond_path(self) -> str:
+        return "/messages"
 
     async def stream(self, request: VoiceRequest) -> AsyncIterator[VoiceDelta]:
         """Yield text deltas (or the forced tool's JSON as it arrives), then a final delta."""

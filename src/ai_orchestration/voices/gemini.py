@@ -133,18 +133,12 @@ class GeminiVoice(HttpVoice):
             transport=transport,
         )
 
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        body, limit = self._body(request)
-        return await self._http.post_parsed(
-            f"/models/{self.model}:generateContent",
-            body,
-            lambda payload, latency: self._parse(payload, request, latency),
-            limit_s=limit,
-        )
+    def _respond_path(self) -> str:
+        return f"/models/{self.model}:generateContent"
 
     async def stream(self, request: VoiceRequest) -> AsyncIterator[VoiceDelta]:
         """Yield text deltas, then a final delta with ``finish_reason`` and ``usage``."""
-        body, limit = self._body(request)
+        body, limit = self._body(request, stream=True)
         path = f"/models/{self.model}:streamGenerateContent?alt=sse"
         finish: str | None = None
         usage: Usage | None = None
@@ -169,7 +163,8 @@ class GeminiVoice(HttpVoice):
 
     # --- request ---------------------------------------------------------------------------
 
-    def _body(self, request: VoiceRequest) -> tuple[dict[str, Any], float | None]:
+    def _body(self, request: VoiceRequest, *, stream: bool) -> tuple[dict[str, Any], float | None]:
+        # streaming or not, Gemini takes the same body (the endpoint differs)
         s = merge_settings(self.settings, request.settings)
         body: dict[str, Any] = {"contents": _contents(request.messages)}
         system = system_texts(request)

@@ -129,14 +129,8 @@ class OpenAICompatVoice(HttpVoice):
     def base_url(self) -> str:
         return self._http.base_url
 
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        body, limit = self._body(request, stream=False)
-        return await self._http.post_parsed(
-            "/chat/completions",
-            body,
-            lambda payload, latency: self._parse(payload, request, latency),
-            limit_s=limit,
-        )
+    def _respond_path(self) -> str:
+        return "/chat/completions"
 
     async def stream(self, request: VoiceRequest) -> AsyncIterator[VoiceDelta]:
         """Yield text deltas, then one final delta with ``finish_reason`` and ``usage``."""
