@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote
 
-__all__ = ["MASK", "Secret", "is_secret_name", "scrub_url", "scrub_urls"]
+__all__ = ["MASK", "Secret", "is_secret_name", "scrub_url", "scrub_urls", "url_secrets"]
 
 MASK = "**********"
 _HIDDEN = "***"
@@ -139,3 +140,23 @@ def scrub_urls(text: str) -> str:
     if "://" not in text:
         return text
     return _URL.sub(lambda m: scrub_url(m.group(0)), text)
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The credentials ``scrub_url`` masks in ``url`` (as written and percent-decoded), so
+    text that quotes them some other way can be scrubbed too."""
+    m = _AUTHORITY.match(url)
+    if m is None:
+        return ()
+    found: list[str] = []
+    userinfo, at, _ = m[2].rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        found.append(password if colon else user)
+    query = m[3].partition("?")[2].partition("#")[0]
+    for param in query.split("&") if query else ():
+        name, sep, value = param.partition("=")
+        if sep and value and _SECRET_PARAM.match(name):
+            found.append(value)
+    both = {v for raw in found for v in (raw, unquote(raw)) if v}
+    return tuple(sorted(both, key=len, reverse=True))

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from ai_orchestration._secret import Secret, scrub_url
+from ai_orchestration._secret import Secret, scrub_url, url_secrets
 from ai_orchestration.errors import (
     AuthenticationError,
     ConfigError,
@@ -278,8 +278,10 @@ class HttpSession:
         self.key, self.timeout, self.transport = key, timeout, transport
         given = dict(headers or {})
         # Header values given as Secrets (config options named like credentials) are revealed
-        # into the request headers only, and scrubbed from anything shown like the key is.
-        self._header_secrets = tuple(v.reveal() for v in given.values() if isinstance(v, Secret))
+        # into the request headers only; they and the base URL's credentials are scrubbed from
+        # anything shown, as the key is.
+        header_secrets = tuple(v.reveal() for v in given.values() if isinstance(v, Secret))
+        self._header_secrets = header_secrets + url_secrets(self.base_url)
         plain = {k: v.reveal() if isinstance(v, Secret) else v for k, v in given.items()}
         self._headers = {"content-type": "application/json", **plain}
         self._loopback = isinstance(transport, httpx.MockTransport) or is_loopback(
