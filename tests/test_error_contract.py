@@ -219,3 +219,31 @@ def test_toml_line_finds_keys_inside_arrays_of_tables() -> None:
     assert line(text, ("voices", 1, "spec")) == 6
     assert line(text, ("voices", 1, "options", "timeout")) == 8
     assert line(text, ("voices", 0, "options", "timeout")) == 3  # no such key: its table
+
+
+@pytest.mark.parametrize(
+    ("consensus", "problem"),
+    [
+        ({"min_votes": 3}, r"min_votes = 3 but only 2 voice\(s\)"),
+        ({"votes": "quorum:5"}, r"Quorum\(k=5\) needs 1 <= k <= 2 voices"),
+    ],
+)
+def test_voices_given_in_code_are_checked_before_the_run(
+    tmp_path: Path, consensus: dict[str, Any], problem: str
+) -> None:
+    from ai_orchestration import AiOrchestration, WorkflowError
+
+    seen: list[str] = []
+    voices = [FunctionVoice(n, lambda r: seen.append("x") or "Paris") for n in ("a", "b")]
+    cfg = {"state_dir": str(tmp_path / "state"), "consensus": {**consensus, "embed": "none"}}
+    with pytest.raises(WorkflowError, match=problem):
+        AiOrchestration(cfg, voices=voices).process("q")
+    assert seen == [] and not (tmp_path / "state").exists()
+
+
+async def test_a_workflow_method_typo_fails_at_build() -> None:
+    from ai_orchestration import WorkflowBuilder, WorkflowError
+
+    voices = [FunctionVoice(n, lambda r: "Paris") for n in ("a", "b")]
+    with pytest.raises(WorkflowError, match="unknown consensus method 'majorty'"):
+        WorkflowBuilder("w").consensus("vote", voices, method="majorty").build()
