@@ -11,7 +11,7 @@ request or the voice's settings say otherwise.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -220,7 +220,7 @@ def _input_tokens(usage: Mapping[str, Any]) -> int:
     return sum(int(usage.get(k) or 0) for k in keys)
 
 
-def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+def _messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "system":

@@ -11,7 +11,7 @@ upper-cased); ``choices`` use the ``text/x.enum`` MIME type with a string enum.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -260,7 +260,7 @@ def _text(parts: Any) -> str:
     return "".join(p["text"] for p in parts if "text" in p and not p.get("thought"))
 
 
-def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+def _contents(messages: Sequence[Message]) -> list[dict[str, Any]]:
     names = {c.id: c.name for m in messages for c in m.tool_calls}
     out: list[dict[str, Any]] = []
     for m in messages:
