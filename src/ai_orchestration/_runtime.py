@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ai_orchestration.errors import AiOrchestrationError, BudgetExceededError, VoiceError
 from ai_orchestration.stats import record_call
 from ai_orchestration.tracing import Span, SpanKind, SpanStatus, Trace, VoiceSpanData
+from ai_orchestration.tracing._redact import redact_response
 from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
 
 __all__ = [
@@ -208,7 +209,7 @@ async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
     token = _scope.set((state, span))
     started = time.perf_counter()
     try:
-        response = await voice.respond(request)
+        response = redact_response(await voice.respond(request))  # no echoed key goes on
     except asyncio.CancelledError as exc:
         trace.end_span(span, SpanStatus.CANCELLED, exc)
         raise

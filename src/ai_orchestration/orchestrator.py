@@ -197,12 +197,9 @@ class AiOrchestration:
             from ai_orchestration.voices.defaults import default_voices
 
             return list(default_voices())
-        from ai_orchestration.voices.registry import voice_from_spec
+        from ai_orchestration.config import build_voices
 
-        return [
-            voice_from_spec(v.spec, **({"name": v.name} if v.name else {}), **v.options)
-            for v in self.config.voices
-        ]
+        return build_voices(self.config.voices, self._source)  # errors name file and line
 
     @property
     def workflow(self) -> Workflow:
@@ -302,7 +299,10 @@ class AiOrchestration:
             if self._store is None:
                 from ai_orchestration.store import open_store
 
-                self._store = open_store(self.config.store_url(), self.state_dir)
+                redact_io = self.config.tracing.redact_io  # the store keeps what the audit does
+                self._store = open_store(
+                    self.config.store_url(), self.state_dir, redact_io=redact_io
+                )
             return self._store
 
     @property

@@ -25,6 +25,7 @@ from ai_orchestration.voices._http import (
     ApiKey,
     HttpSession,
     HttpVoice,
+    Secret,
 )
 from ai_orchestration.voices._structured import (
     check_structured,
@@ -62,7 +63,7 @@ class AnthropicVoice(HttpVoice):
         model: str,
         *,
         base_url: str = ANTHROPIC_BASE_URL,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         api_key_env: str | None = "ANTHROPIC_API_KEY",
         name: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,

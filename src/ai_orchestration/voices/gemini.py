@@ -25,6 +25,7 @@ from ai_orchestration.voices._http import (
     ApiKey,
     HttpSession,
     HttpVoice,
+    Secret,
 )
 from ai_orchestration.voices._structured import (
     check_structured,
@@ -112,7 +113,7 @@ class GeminiVoice(HttpVoice):
         model: str,
         *,
         base_url: str = GEMINI_BASE_URL,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         api_key_env: str | None = "GEMINI_API_KEY",
         name: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
