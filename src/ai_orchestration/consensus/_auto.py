@@ -161,7 +161,9 @@ class AutoFusion(Aggregator):
         winner = _simplest_within_one_se(candidates, losses)
         self._refit(winner, table, y, context)
         self._fitted_temperature = temps[winner]
-        self._apply_guard(winner, table, y)
+        right = (oof[winner].argmax(axis=1) == y[rows]).astype(np.float64)
+        alone = (defer.argmax(axis=1) == y[rows]).astype(np.float64)
+        self._apply_guard(winner, table, y, right - alone)
 
     def _candidates(self, table: VoteTable, y: IntArray, context: IntArray | None) -> list[str]:
         """Simplest first. Stacking needs gold per voice; Dawid–Skene EM is fitted only when
@@ -201,16 +203,19 @@ class AutoFusion(Aggregator):
             self.reliability_ = _gold_accuracy(table, y)
         self.choice_ = winner
 
-    def _apply_guard(self, winner: str, table: VoteTable, y: IntArray) -> None:
+    def _apply_guard(self, winner: str, table: VoteTable, y: IntArray, gain: FloatArray) -> None:
+        """Defer to the best voice unless the fusion was more accurate on the held-out folds.
+        (Deferring unless the gain exceeds one standard error was measured too: on MMLU-Pro with
+        10 % gold it deferred on all three splits and gave up the fusion's +1.5 points.)"""
         fused, alone = self.scores_[winner]["accuracy"], self.scores_["best voice"]["accuracy"]
         n = int((y >= 0).sum())
-        if alone > fused:
+        if float(gain.mean()) <= 0.0:
             voice, acc = _best_voice(table, y)
             self._deferral = (voice, acc)
             self.choice_ = f"best voice ({voice})"
             self.reason_ = (
-                f"{n} gold items, {self.folds}-fold held-out accuracy: {voice} alone {alone:.3f} "
-                f"beats {winner} {fused:.3f}; deferring to it where it answered"
+                f"{n} gold items, {self.folds}-fold held-out accuracy: {winner} {fused:.3f} does "
+                f"not beat {voice} alone ({alone:.3f}); deferring to it where it answered"
             )
         else:
             self.reason_ = (
