@@ -388,6 +388,14 @@ async def collect_adaptive(
     return got, report
 
 
+def _fuse_options(spec: ConsensusSpec, request: VoiceRequest) -> dict[str, Any]:
+    """The step's fusion options, told the request's options when it has them: the votes
+    are then matched to the options exactly and fused over all of them."""
+    if request.choices is None:
+        return dict(spec.options)
+    return {"choices": request.choices, **spec.options}
+
+
 def _waits_for_all(join: Any) -> bool:
     return type(join) not in (Quorum, FirstSuccess, Deadline)
 
@@ -417,7 +425,7 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
     data = ConsensusSpanData(method=spec.method, votes=got.votes)  # serialised when exported
     cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, span)
     try:
-        result = fuse(got.votes, method=spec.method, **spec.options)
+        result = fuse(got.votes, method=spec.method, **_fuse_options(spec, request))
     except BaseException as exc:
         trace.end_span(cspan, SpanStatus.ERROR, exc)
         raise
