@@ -63,7 +63,7 @@ __all__ = [
 
 _ENV_REF = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)")
 _STORE_FORMS = "must be 'sqlite', a postgresql:// URL, or env:NAME naming a variable with one"
-METHODS = ("majority", "weighted", "bayesian", "attention", "logpool", "dempster_shafer")
+METHODS = ("auto", "majority", "weighted", "bayesian", "attention", "logpool", "dempster_shafer")
 
 
 def usable_folder(v: str) -> str:
@@ -183,8 +183,8 @@ def parse_join(text: str) -> JoinPolicy | Adaptive:
 
 class ConsensusConfig(_Model):
     method: Literal[
-        "majority", "weighted", "bayesian", "attention", "logpool", "dempster_shafer"
-    ] = "bayesian"
+        "auto", "majority", "weighted", "bayesian", "attention", "logpool", "dempster_shafer"
+    ] = "auto"
     votes: str = "all"
     min_votes: int = Field(default=1, ge=1)
     abstain_below: float = Field(default=0.0, ge=0.0, le=1.0)
