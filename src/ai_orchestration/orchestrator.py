@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ai_orchestration._encoding import unencodable
 from ai_orchestration._runtime import Budget
 from ai_orchestration.errors import ConfigError, InputError
 from ai_orchestration.stats import voice_stats
@@ -348,6 +349,9 @@ class AiOrchestration:
                 f"input must be a prompt string or a mapping with 'prompt', "
                 f"got {type(input_data).__name__}"
             )
+        where = unencodable(input_data)
+        if where is not None:
+            raise InputError(f"{where} holds text UTF-8 cannot encode (a lone surrogate)")
         if not text.strip():
             raise InputError("input prompt is empty")
         if len(text) > limit:
@@ -418,7 +422,7 @@ class AiOrchestration:
         """Synchronous ``aprocess``; returns once the run's audit trace is on disk."""
         result = self._bridge.run(self.aprocess(input_data))
         if self.audit is not None:
-            self.audit.flush()
+            self.audit.flush(result.run_id)  # this run's trace: another's failure is not ours
         return result
 
     def feedback(self, run_id: str, correct_answer: Any) -> None:

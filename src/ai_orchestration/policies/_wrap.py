@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ai_orchestration._runtime import current_run
-from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+from ai_orchestration._runtime import current_run, estimate_usage
+from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
 
 __all__ = ["PolicyVoice", "VoicePolicy", "note", "note_append", "with_policies"]
 
@@ -36,6 +36,10 @@ class PolicyVoice:
 
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
         return await self.inner.respond(request)
+
+    def estimate_usage(self, request: VoiceRequest) -> Usage:
+        """What ``inner`` may use for one call (what a budget reserves before the call)."""
+        return estimate_usage(self.inner, request)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._name!r} around {self.inner!r}>"

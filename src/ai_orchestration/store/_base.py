@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from ai_orchestration._encoding import encodable
+
 __all__ = ["Counts", "RunRecord", "Store", "VoiceCall", "to_json"]
 
 #: One finished voice call: (voice, latency in seconds, succeeded, cost in USD).
@@ -52,8 +54,12 @@ class RunRecord:
 
 
 def to_json(value: Any) -> bytes:
-    """How stores serialise values: JSON, anything JSON cannot hold as its ``repr``."""
-    return orjson.dumps(value, default=repr)
+    """How stores serialise values: JSON, anything JSON cannot hold as its ``repr``, text
+    UTF-8 cannot hold (lone surrogates) backslash-escaped."""
+    try:
+        return orjson.dumps(value, default=repr)
+    except TypeError:
+        return orjson.dumps(encodable(value), default=repr)
 
 
 class Store(Protocol):
