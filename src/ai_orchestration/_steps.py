@@ -18,6 +18,7 @@ from ai_orchestration.context import Context
 from ai_orchestration.errors import (
     AiOrchestrationError,
     BudgetExceededError,
+    ConsensusError,
     InputError,
     LoopLimitError,
     StepError,
@@ -50,6 +51,7 @@ __all__ = [
     "picks_among_answers",
     "run_step_body",
     "to_request",
+    "voice_reasons",
 ]
 
 
@@ -388,6 +390,21 @@ async def collect_adaptive(
     return got, report
 
 
+def voice_reasons(got: Collected) -> str:
+    """One line per voice that gave no valid vote — its name and why, secrets scrubbed —
+    for an error that says what held the run."""
+    from ai_orchestration.tracing._redact import redact_text
+
+    lines = []
+    for vote in got.votes:
+        if not vote.valid:
+            reason = vote.error or "no answer"
+            reason = reason.removeprefix(f"voice {vote.voice!r}: ")
+            lines.append(f"\n  {vote.voice}: {redact_text(reason)}")
+    lines += [f"\n  {name}: not awaited" for name in got.not_awaited]
+    return "".join(lines)
+
+
 def _waits_for_all(join: Any) -> bool:
     return type(join) not in (Quorum, FirstSuccess, Deadline)
 
@@ -417,7 +434,13 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
     data = ConsensusSpanData(method=spec.method, votes=got.votes)  # serialised when exported
     cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, span)
     try:
-        result = fuse(got.votes, method=spec.method, **spec.options)
+        try:
+            result = fuse(got.votes, method=spec.method, **spec.options)
+        except ConsensusError as exc:
+            held = any(not v.valid for v in got.votes) or got.not_awaited
+            if type(exc) is not ConsensusError or not held:
+                raise
+            raise ConsensusError(f"{exc}:{voice_reasons(got)}") from exc
     except BaseException as exc:
         trace.end_span(cspan, SpanStatus.ERROR, exc)
         raise

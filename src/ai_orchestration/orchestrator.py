@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ai_orchestration._encoding import unencodable
+from ai_orchestration._engine import new_run_id
+from ai_orchestration._recording import RunRecorder, TraceCatcher, failure_record, success_record
 from ai_orchestration._runtime import Budget
 from ai_orchestration.errors import ConfigError, InputError
 from ai_orchestration.stats import voice_stats
 from ai_orchestration.tracing import (
     JsonlAuditProcessor,
-    SpanKind,
     SpanProcessor,
-    SpanStatus,
     Trace,
 )
 from ai_orchestration.voices import Usage, Voice
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ai_orchestration.config import OrchestrationConfig
     from ai_orchestration.consensus import Consensus, Vote
     from ai_orchestration.routing import RouteDecision, Router
-    from ai_orchestration.store import Store, VoiceCall
+    from ai_orchestration.store import Store
 
 __all__ = ["AiOrchestration", "Result"]
 
@@ -146,6 +146,7 @@ class AiOrchestration:
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self._tracker: Any = None
+        self._recorder: RunRecorder | None = None
         self._bridge = _LoopThread()
         tracing = self.config.tracing
         self.audit = (
@@ -362,48 +363,40 @@ class AiOrchestration:
         return input_data
 
     async def aprocess(self, input_data: str | Mapping[str, Any]) -> Result:
-        """Answer one input: ask every voice, fuse their votes, record the run."""
+        """Answer one input: ask every voice, fuse their votes, record the run.
+
+        ``run.timeout`` bounds the whole call, recording included: a row still being
+        written when it passes is written behind (``feedback`` waits for it). A run that
+        fails is recorded too, with its error and the calls it made."""
         inp = self._check_input(input_data)
+        timeout = self.config.run.timeout
+        until = None if timeout is None else asyncio.get_running_loop().time() + timeout
         workflow = self.workflow  # builds the voices, and with them any policies budget
         router = self.router
         route = router.route(inp) if router is not None else None
         if route is not None:
             workflow = self._routed_workflow(route)
+        await self._prepare_run()
         b = self.config.budget
-        budget = Budget(**b.model_dump()) if b is not None else self._policy_budget
-        stale = time.monotonic() - self._reliability_synced >= _RELIABILITY_REFRESH_S
-        if self._shared_store and stale:  # other workers' feedback counts
-            await asyncio.to_thread(self._sync_reliability)
-        if not self._stats_warmed:  # hedging and routing start from the recorded latencies
-            self._stats_warmed = True
-            past = await asyncio.to_thread(lambda: self.store.recent_calls(voice_stats.window))
-            voice_stats.warm(past)
-        run = await workflow.run(
-            inp,
-            processors=self._processors,
-            tracing=self.config.tracing.enabled,
-            timeout=self.config.run.timeout,
-            budget=budget,
-            attributes={"route": route.to_dict()} if route is not None else None,
-        )
+        catcher = TraceCatcher()
+        run_id = new_run_id()
+        try:
+            run = await workflow.run(
+                inp,
+                processors=(*self._processors, catcher),
+                tracing=self.config.tracing.enabled,
+                timeout=_left(until),
+                budget=Budget(**b.model_dump()) if b is not None else self._policy_budget,
+                run_id=run_id,
+                attributes={"route": route.to_dict()} if route is not None else None,
+            )
+        except BaseException as exc:  # recorded with no await first: see _recording
+            failed = failure_record(run_id, workflow.name, inp, exc, catcher.trace)
+            self.recorder.submit(failed)
+            raise
         consensus: Consensus = run.output
-        trace_path = self.audit.path_for(run.run_id) if self.audit is not None else None
-        from ai_orchestration.store import RunRecord
-
-        record = RunRecord(
-            run_id=run.run_id,
-            workflow=run.workflow,
-            input=inp,
-            answer=consensus.answer,
-            confidence=consensus.confidence,
-            abstained=consensus.abstained,
-            votes=[v.to_dict() for v in consensus.votes],
-            usage=run.usage.to_dict(),
-            trace_path=str(trace_path) if trace_path else None,
-            created_at=time.time(),
-            calls=_voice_calls(run.trace),
-        )
-        await asyncio.to_thread(lambda: self.store.record_run(record))  # no I/O on the loop
+        record = success_record(run.run_id, run.workflow, inp, consensus, run.usage, run.trace)
+        await self.recorder.wait(self.recorder.submit(record), until)
         return Result(
             answer=consensus.answer,
             confidence=consensus.confidence,
@@ -413,14 +406,34 @@ class AiOrchestration:
             voice_usage=dict(run.voice_usage),
             consensus=consensus,
             trace=run.trace,
-            trace_path=trace_path,
+            trace_path=self.audit.path_for(run.run_id) if self.audit is not None else None,
             duration_s=run.duration_s,
             route=route,
         )
 
+    async def _prepare_run(self) -> None:
+        """Other workers' feedback counts (shared store) and, once, the recorded latencies
+        that hedging and routing start from."""
+        stale = time.monotonic() - self._reliability_synced >= _RELIABILITY_REFRESH_S
+        if self._shared_store and stale:
+            await asyncio.to_thread(self._sync_reliability)
+        if not self._stats_warmed:
+            self._stats_warmed = True
+            past = await asyncio.to_thread(lambda: self.store.recent_calls(voice_stats.window))
+            voice_stats.warm(past)
+
+    @property
+    def recorder(self) -> RunRecorder:
+        """Writes every run's row to the store, behind the run (one thread)."""
+        if self._recorder is None:
+            self._recorder = RunRecorder(lambda: self.store)
+        return self._recorder
+
     def process(self, input_data: str | Mapping[str, Any]) -> Result:
-        """Synchronous ``aprocess``; returns once the run's audit trace is on disk."""
+        """Synchronous ``aprocess``; returns once the run's row and audit trace are written."""
         result = self._bridge.run(self.aprocess(input_data))
+        if self._recorder is not None:
+            self._recorder.flush()
         if self.audit is not None:
             self.audit.flush(result.run_id)  # this run's trace: another's failure is not ours
         return result
@@ -428,6 +441,8 @@ class AiOrchestration:
     def feedback(self, run_id: str, correct_answer: Any) -> None:
         """Tell the system the right answer for a past run; voices' reliabilities update and
         the next requests weigh them accordingly."""
+        if self._recorder is not None:
+            self._recorder.flush()  # a run just answered may still be being written
         record = self.store.get_run(run_id)
         if record is None:
             raise InputError(f"unknown run id {run_id!r}")
@@ -447,11 +462,17 @@ class AiOrchestration:
         self.tracker.add(counts)
 
     def close(self) -> None:
+        """Write what is queued and release the store; a later call opens it again."""
         self._bridge.close()
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
         if self.audit is not None:
             self.audit.flush()
-        if self._store is not None:
-            self._store.close()
+        with self._store_lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
     def __enter__(self) -> AiOrchestration:
         return self
@@ -460,16 +481,8 @@ class AiOrchestration:
         self.close()
 
 
-def _voice_calls(trace: Trace) -> list[VoiceCall]:
-    """The run's finished voice calls (cancelled ones say nothing about the voice)."""
-    done = (SpanStatus.OK, SpanStatus.ERROR)
-    return [
-        (s.name, s.duration_s, s.status is SpanStatus.OK, _cost(s.data))
-        for s in trace.spans
-        if s.kind is SpanKind.VOICE and s.status in done
-    ]
-
-
-def _cost(data: Any) -> float:
-    usage = getattr(data, "usage", None)
-    return usage.cost_usd if isinstance(usage, Usage) else 0.0
+def _left(until: float | None) -> float | None:
+    """Seconds left before loop time ``until`` (at least a millisecond), or None."""
+    if until is None:
+        return None
+    return max(until - asyncio.get_running_loop().time(), 1e-3)

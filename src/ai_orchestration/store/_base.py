@@ -22,7 +22,8 @@ Counts = Mapping[str, tuple[float, float]]
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """What is kept of a run: enough to audit it and to learn from feedback later.
-    ``calls`` are its voice calls, which keep per-voice statistics across processes."""
+    ``calls`` are its voice calls, which keep per-voice statistics across processes; a run
+    that failed is kept too, with its ``error`` and the calls it made."""
 
     run_id: str
     workflow: str
@@ -36,6 +37,7 @@ class RunRecord:
     created_at: float = 0.0
     feedback: Any = None
     calls: list[VoiceCall] = field(default_factory=list)
+    error: str | None = None  # why the run failed (then ``answer`` is None); None if it ran
 
     def row(self, encode: Callable[[Any], Any]) -> tuple[Any, ...]:
         """The ``runs`` columns in table order, JSON values through ``encode``."""
@@ -50,6 +52,7 @@ class RunRecord:
             encode(self.votes),
             encode(self.usage),
             self.trace_path,
+            self.error,
         )
 
 
