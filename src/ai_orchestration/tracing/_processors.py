@@ -39,7 +39,7 @@ _CONTENT = ("input", "output", "prompt", "delta", "answer")
 # What a consensus explanation may keep under ``redact_io``: who weighed what, not what was said.
 _EXPLANATION_KEPT = frozenset(
     ("weights", "agreement", "abstained", "method", "priors", "temperature", "not_awaited",
-     "failed", "adaptive", "answered_by")
+     "failed", "adaptive", "answered_by", "partial")
 )  # fmt: skip
 
 
