@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from ai_orchestration._limits import over_context
 from ai_orchestration.errors import (
     AiOrchestrationError,
     BudgetExceededError,
+    InputError,
     MalformedResponseError,
     VoiceError,
     VoiceTimeoutError,
@@ -327,6 +329,9 @@ async def call_voice(
             if isinstance(exc, AiOrchestrationError):
                 raise
             raise _unexpected(name, exc) from exc
+    too_long = over_context(voice, request)
+    if too_long is not None:
+        raise InputError(f"voice {name!r}: {too_long}")
     state, parent = scope
     budget = state.budget
     reserved = None

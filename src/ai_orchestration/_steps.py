@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from ai_orchestration._limits import over_context
 from ai_orchestration._runtime import _scope, call_voice, current_deadline
 from ai_orchestration.consensus import Consensus, Vote
 from ai_orchestration.context import Context
@@ -299,6 +300,10 @@ async def collect_votes(
             enough.set()
 
     async def ask(voice: Voice, req: VoiceRequest) -> None:
+        too_long = over_context(voice, req)
+        if too_long is not None:  # not an error of the voice: it cannot take this input
+            record(Vote(voice=voice.name, answer=None, error=ABSTAINED + too_long))
+            return
         try:
             response = await call_voice(voice, req, timeout=voice_timeout)
         except BudgetExceededError:

@@ -63,6 +63,9 @@ class VoiceConfig(_Model):
     spec: str = Field(min_length=3)
     name: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    # The input tokens the model can take (its context less room for the answer); over it
+    # the voice abstains. Local models declare their own.
+    context_tokens: int | None = Field(default=None, ge=16)
 
     @field_validator("spec")
     @classmethod
@@ -122,7 +125,8 @@ class TracingConfig(_Model):
 
 class RunConfig(_Model):
     timeout: float | None = Field(default=120.0, gt=0)
-    max_input_chars: int = Field(default=100_000, ge=1)
+    max_input_chars: int = Field(default=100_000, ge=1)  # prompt and choices together
+    max_choices: int = Field(default=64, ge=2)
     # Each voice call's limit; None: a quarter of ``timeout``, so one hung voice cannot
     # hold the run to its end.
     voice_timeout: float | None = Field(default=None, gt=0)

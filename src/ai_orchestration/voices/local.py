@@ -186,6 +186,12 @@ class LlamaCppVoice:
     def __repr__(self) -> str:
         return f"LlamaCppVoice({self._name!r}, model={self.model!r})"
 
+    @property
+    def context_tokens(self) -> int:
+        """Input tokens (question and longest option) this voice can take: the context less
+        the answer's tokens and the prompt's fixed part (~3 characters a token)."""
+        return self.n_ctx - self.max_tokens - len(self.prompt.prefix()) // 3
+
     def load(self) -> float:
         """Load (or find in the process cache) the model; returns its load time in seconds."""
         return _llama.get_model(self.model_path, self.n_ctx, self.n_threads).load_s
