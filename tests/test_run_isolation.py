@@ -61,3 +61,28 @@ def test_a_voice_answer_utf8_cannot_encode_is_kept_escaped(tmp_path: Path) -> No
         voice = next(s for s in spans if s["kind"] == "voice")
         assert voice["data"]["output"] == "Par\\udce9s"
         assert system.process("Capital of Spain?").run_id != result.run_id
+
+
+def test_process_after_close_reopens_the_store(tmp_path: Path) -> None:
+    system = _system(tmp_path / "s")
+    first = system.process("Capital of France?")
+    system.close()
+    second = system.process("Capital of Spain?")  # was: "Cannot operate on a closed database"
+    assert second.answer == "Paris"
+    system.feedback(first.run_id, "Paris")
+    system.close()
+
+
+def test_reliability_comes_from_the_store_alone(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    with _system(state) as system:
+        run = system.process("Capital of France?")
+        system.feedback(run.run_id, "Paris")
+        assert system.store.reliability_counts() == {"a": (1.0, 0.0), "b": (1.0, 0.0)}
+    # A reliability.json left behind (drifted after a kill -9) is not a second truth.
+    (state / "reliability.json").write_text('{"a": [0, 275], "b": [0, 273]}')
+    with _system(state) as again:
+        assert dict(again.tracker.counts()) == {"a": (1.0, 0.0), "b": (1.0, 0.0)}
+        again.feedback(again.process("Capital of Spain?").run_id, "Paris")
+        assert again.store.reliability_counts() == {"a": (2.0, 0.0), "b": (2.0, 0.0)}
+        assert dict(again.tracker.counts()) == {"a": (2.0, 0.0), "b": (2.0, 0.0)}

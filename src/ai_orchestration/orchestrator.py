@@ -15,6 +15,7 @@ import logging
 import math
 import threading
 import time
+import warnings
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -158,6 +159,7 @@ class AiOrchestration:
         self._tracker: Any = None
         self._recorder: RunRecorder | None = None
         self.warm_up_s: dict[str, float] | None = None  # set by warm_up(): seconds per voice
+        self._warned_loop = False
         self._bridge = _LoopThread()
         tracing = self.config.tracing
         self.audit = (
@@ -326,14 +328,16 @@ class AiOrchestration:
 
     @property
     def tracker(self) -> Any:
-        """Per-voice reliability learned from feedback: a JSON file under the state folder
-        with the SQLite store; with a shared (PostgreSQL) store, the store's counts, which
-        every worker adds to and each re-reads at most every ``_RELIABILITY_REFRESH_S``."""
+        """Per-voice reliability learned from feedback. The store's counts are the one source
+        of truth (feedback adds to them in the same transaction as the feedback): read once
+        (SQLite) or at most every ``_RELIABILITY_REFRESH_S`` (a shared PostgreSQL store,
+        which every worker adds to); each feedback adds its counts here too."""
         if self._tracker is None:
             from ai_orchestration.consensus import ReliabilityTracker
 
-            path = None if self._shared_store else self.state_dir / "reliability.json"
-            self._tracker = ReliabilityTracker(path)
+            self._tracker = ReliabilityTracker(None)
+            if not _in_event_loop():  # else the first run reads them, off the loop
+                self._sync_reliability()
         return self._tracker
 
     @cached_property
@@ -440,8 +444,9 @@ class AiOrchestration:
         other workers' feedback counts (shared store) and, once, the recorded latencies that
         hedging and routing start from."""
         warmed = None if self.warm_up_s is not None else await asyncio.to_thread(self.warm_up)
+        never = self._reliability_synced == -math.inf
         stale = time.monotonic() - self._reliability_synced >= _RELIABILITY_REFRESH_S
-        if self._shared_store and stale:
+        if never or (self._shared_store and stale):
             await asyncio.to_thread(self._sync_reliability)
         if not self._stats_warmed:
             self._stats_warmed = True
@@ -457,7 +462,17 @@ class AiOrchestration:
         return self._recorder
 
     def process(self, input_data: str | Mapping[str, Any]) -> Result:
-        """Synchronous ``aprocess``; returns once the run's row and audit trace are written."""
+        """Synchronous ``aprocess``; returns once the run's row and audit trace are written.
+        Called from a running event loop it blocks that loop for the whole run: it warns
+        once (use ``await aprocess(...)`` there)."""
+        if not self._warned_loop and _in_event_loop():
+            self._warned_loop = True
+            warnings.warn(
+                "AiOrchestration.process() blocks the running event loop until the run ends; "
+                "use 'await system.aprocess(...)' inside async code",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         result = self._bridge.run(self.aprocess(input_data))
         if self._recorder is not None:
             self._recorder.flush()
@@ -484,9 +499,12 @@ class AiOrchestration:
             )
             for v in record.votes
         ]
-        counts = self.tracker.counts_for(votes, correct_answer)
+        tracker = self.tracker
+        if self._reliability_synced == -math.inf:
+            self._sync_reliability()
+        counts = tracker.counts_for(votes, correct_answer)
         self.store.record_feedback(run_id, correct_answer, counts)  # one transaction
-        self.tracker.add(counts)
+        tracker.add(counts)
 
     def close(self) -> None:
         """Write what is queued and release the store; a later call opens it again."""
@@ -518,3 +536,12 @@ def _loader(voice: Voice) -> Any:
         if inner is None:
             return None
         voice = inner
+
+
+def _in_event_loop() -> bool:
+    """Whether this thread is running an event loop right now."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
