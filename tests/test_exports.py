@@ -7,6 +7,7 @@ import sys
 
 import ai_orchestration
 import ai_orchestration.consensus
+import ai_orchestration.engine
 import ai_orchestration.testing
 import ai_orchestration.tracing
 
@@ -15,6 +16,7 @@ def test_all_names_resolve() -> None:
     for module in (
         ai_orchestration,
         ai_orchestration.consensus,
+        ai_orchestration.engine,
         ai_orchestration.tracing,
         ai_orchestration.testing,
     ):

@@ -24,6 +24,7 @@ from ai_orchestration.errors import (
 )
 from ai_orchestration.stats import record_call
 from ai_orchestration.tracing import Span, SpanKind, SpanStatus, Trace, VoiceSpanData
+from ai_orchestration.tracing._redact import redact_response
 from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
 from ai_orchestration.voices._types import estimate_tokens
 
@@ -310,7 +311,7 @@ async def _respond(voice: Voice, request: VoiceRequest, timeout: float | None) -
         if _cancelled_by_caller():
             raise
         raise VoiceError("raised CancelledError without being cancelled", voice=voice.name) from exc
-    return checked_response(voice.name, response)
+    return redact_response(checked_response(voice.name, response))  # no echoed key goes on
 
 
 async def call_voice(

@@ -238,6 +238,7 @@ def picks_among_answers(voice: Voice) -> bool:
 _NO_CANDIDATES = "no candidates to select among: no other voice gave a valid answer"
 ABSTAINED = "abstained: "  # how a voice's own choice not to vote starts its error text
 _ONE_CANDIDATE = ABSTAINED + "the other voices gave one answer, nothing to select among"
+_ALL_ECHOES = ABSTAINED + "every answer only repeats words or numbers of the question"
 
 
 def _candidates(votes: Sequence[Vote]) -> list[str]:
@@ -317,6 +318,8 @@ async def collect_votes(
                 got.answered_by[voice.name] = fallback
 
     async def phases() -> None:
+        from ai_orchestration.consensus import echoes
+
         async with asyncio.TaskGroup() as tg:
             for v in generators:
                 tg.create_task(ask(v, request))
@@ -324,13 +327,16 @@ async def collect_votes(
             return
         rank = {v.name: i for i, v in enumerate(generators)}
         candidates = _candidates([*earlier, *sorted(got.votes, key=lambda v: rank[v.voice])])
-        got.selection = {v.name: candidates for v in selectors}
-        if len(candidates) < 2:  # picking the only answer would be an echo, not evidence
+        # a selector by likeness to the question would prefer answers that repeat it
+        selectable = [c for c in candidates if not echoes(c, request.prompt)]
+        got.selection = {v.name: selectable for v in selectors}
+        if len(candidates) < 2 or not selectable:  # picking the only answer is no evidence
             why = _ONE_CANDIDATE if candidates else _NO_CANDIDATES
+            why = why if len(candidates) < 2 else _ALL_ECHOES
             for v in selectors:
                 record(Vote(voice=v.name, answer=None, error=why))
             return
-        choosing = replace(request, choices=tuple(candidates))
+        choosing = replace(request, choices=tuple(selectable))
         async with asyncio.TaskGroup() as tg:
             for v in selectors:
                 tg.create_task(ask(v, choosing))
@@ -436,6 +442,14 @@ def _partial_cutoff() -> float | None:
     return end - min(0.1 * left, 0.25)
 
 
+def _fuse_options(options: Mapping[str, Any], request: VoiceRequest) -> dict[str, Any]:
+    """The step's fusion options, told the request's options when it has them: the votes
+    are then matched to the options exactly and fused over all of them."""
+    if request.choices is None:
+        return dict(options)
+    return {"choices": request.choices, **options}
+
+
 def _waits_for_all(join: Any) -> bool:
     return type(join) not in (Quorum, FirstSuccess, Deadline)
 
@@ -473,7 +487,7 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
     cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, span)
     try:
         try:
-            result = fuse(got.votes, method=spec.method, **options)
+            result = fuse(got.votes, method=spec.method, **_fuse_options(options, request))
         except ConsensusError as exc:
             held = any(not v.valid for v in got.votes) or got.not_awaited
             if type(exc) is not ConsensusError or not held:

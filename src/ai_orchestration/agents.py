@@ -152,7 +152,7 @@ class Team:
 
     async def _turn(self, agent: Agent, ctx: Context) -> tuple[Context, list[str]]:
         request = VoiceRequest(
-            messages=ctx.messages, instructions=agent.instructions or None, tools=agent.tools
+            messages=ctx.history, instructions=agent.instructions or None, tools=agent.tools
         )
         response = await call_voice(agent.voice, request)
         msg = Message("assistant", response.text, agent.name, response.tool_calls)
@@ -257,7 +257,7 @@ class Team:
             ) from (errors[0] if errors else None)
         merged = base
         for i in sorted(done):
-            merged = merged.extend(*done[i].messages[len(branches[i]) :])
+            merged = merged.extend(*done[i].since(branches[i]))
         return merged
 
 

@@ -184,7 +184,12 @@ class JoinError(RunError):
 
 
 class SerializationError(RunError):
-    """A value could not be serialised where serialisation was required."""
+    """A value could not be encoded or decoded; ``path`` says where it sits
+    (``steps.draft.output.items[3]``) or, when decoding, which encoded type was unknown."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class ConsensusError(RunError):

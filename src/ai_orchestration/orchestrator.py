@@ -212,16 +212,14 @@ class AiOrchestration:
             from ai_orchestration.voices.defaults import default_voices
 
             return list(default_voices())
+        from ai_orchestration.config import build_voices
         from ai_orchestration.policies._wrap import ContextLimitVoice
-        from ai_orchestration.voices.registry import voice_from_spec
 
-        voices = []
-        for v in self.config.voices:
-            voice = voice_from_spec(v.spec, **({"name": v.name} if v.name else {}), **v.options)
-            if v.context_tokens is not None:
-                voice = ContextLimitVoice(voice, v.context_tokens)
-            voices.append(voice)
-        return voices
+        built = build_voices(self.config.voices, self._source)  # errors name file and line
+        return [
+            ContextLimitVoice(voice, v.context_tokens) if v.context_tokens is not None else voice
+            for v, voice in zip(self.config.voices, built, strict=True)
+        ]
 
     @property
     def workflow(self) -> Workflow:
@@ -323,7 +321,10 @@ class AiOrchestration:
             if self._store is None:
                 from ai_orchestration.store import open_store
 
-                self._store = open_store(self.config.store_url(), self.state_dir)
+                redact_io = self.config.tracing.redact_io  # the store keeps what the audit does
+                self._store = open_store(
+                    self.config.store_url(), self.state_dir, redact_io=redact_io
+                )
             return self._store
 
     @property

@@ -516,10 +516,9 @@ def _load_file(path: Path, voices: Sequence[str] | None) -> RoutingConfig:
 
 
 def _parse_json(path: Path) -> tuple[dict[str, Any], str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file: {exc.strerror}", file=str(path)) from None
+    from ai_orchestration.config import read_text_file
+
+    text = read_text_file(path, what="config file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

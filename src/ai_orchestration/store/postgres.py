@@ -19,7 +19,7 @@ from psycopg import errors, sql
 from psycopg.types.json import set_json_loads
 
 from ai_orchestration.errors import StoreError
-from ai_orchestration.store._base import Counts, RunRecord, VoiceCall, to_json
+from ai_orchestration.store._base import Counts, RunRecord, VoiceCall, stored_answer, to_json
 from ai_orchestration.store._dsn import passwords, redact, scrub, split_schema
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
@@ -127,7 +127,8 @@ class PostgresStore:
     A connection that broke (server restart, idle timeout) is replaced on the next call.
     """
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, redact_io: bool = False) -> None:
+        self.redact_io = redact_io  # keep no inputs, answers or feedback answers
         self._dsn, schema = split_schema(dsn)
         self.url = redact(dsn)
         self.schema = schema or DEFAULT_SCHEMA
@@ -206,6 +207,7 @@ class PostgresStore:
                 conn.execute(alter.format(sql.Identifier(self.schema)))
 
     def record_run(self, record: RunRecord) -> None:
+        record = record.stored(redact_io=self.redact_io)
         row = record.row(_jsonb)
         calls = [(record.run_id, v, lat, ok, cost) for v, lat, ok, cost in record.calls]
         with self._session() as conn:
@@ -245,7 +247,7 @@ class PostgresStore:
     ) -> None:
         """The feedback and the voices' added (correct, wrong) counts, in one transaction;
         concurrent workers' additions all count (an upsert adds to the stored row)."""
-        row = (run_id, time.time(), _jsonb(correct_answer))
+        row = (run_id, time.time(), _jsonb(stored_answer(correct_answer, redact_io=self.redact_io)))
         adds = [(v, c, w) for v, (c, w) in sorted((counts or {}).items())]  # one lock order
         with self._session() as conn:
             try:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from ai_orchestration.errors import StoreError
-from ai_orchestration.store._base import Counts, RunRecord, VoiceCall, to_json
+from ai_orchestration.store._base import Counts, RunRecord, VoiceCall, stored_answer, to_json
 
 __all__ = ["SQLiteStore"]
 
@@ -78,8 +78,9 @@ _LAST_CALLS = (
 class SQLiteStore:
     """Runs and feedback in one SQLite file; safe to share between threads of a process."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, redact_io: bool = False) -> None:
         self.path = Path(path)
+        self.redact_io = redact_io  # keep no inputs, answers or feedback answers
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,7 @@ class SQLiteStore:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
 
     def record_run(self, record: RunRecord) -> None:
+        record = record.stored(redact_io=self.redact_io)
         row = record.row(to_json)
         calls = [(record.run_id, v, lat, int(ok), cost) for v, lat, ok, cost in record.calls]
         taken = f"run {record.run_id!r} is already recorded in {self.path}"
@@ -149,7 +151,8 @@ class SQLiteStore:
         self, run_id: str, correct_answer: Any, counts: Counts | None = None
     ) -> None:
         """The feedback and the voices' added (correct, wrong) counts, in one transaction."""
-        row = (run_id, time.time(), to_json(correct_answer))
+        kept = stored_answer(correct_answer, redact_io=self.redact_io)
+        row = (run_id, time.time(), to_json(kept))
         adds = [(v, c, w) for v, (c, w) in (counts or {}).items()]
         unknown = f"no run {run_id!r} in {self.path} to give feedback on"
         with self._session(transaction=True, refusals={_FOREIGN_KEY: unknown}) as db:

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ai_orchestration._encoding import encodable
-from ai_orchestration.tracing._redact import may_hold_secrets, redact_secrets
+from ai_orchestration.tracing._redact import redact_span_record
 from ai_orchestration.tracing._spans import Span
 from ai_orchestration.tracing._trace import Trace
 
@@ -68,15 +68,15 @@ def serialise_span(span: Span, *, redact_io: bool = False) -> bytes:
     record = span.to_dict()
     if redact_io:
         _redact_io(record["data"])
+    redact_span_record(record, _dumps)  # content fields only; ids, times and usage unscanned
+    return _dumps(record) + b"\n"
+
+
+def _dumps(value: Any) -> bytes:
     try:
-        raw = orjson.dumps(record, default=_default, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # text UTF-8 cannot hold (lone surrogates): keep it, escaped
-        record = encodable(record)
-        raw = orjson.dumps(record, default=_default, option=orjson.OPT_NON_STR_KEYS)
-    if not may_hold_secrets(raw):  # the common case: nothing to redact, one dumps only
-        return raw + b"\n"
-    # Round-trip through orjson so every value is plain JSON before redaction.
-    return orjson.dumps(redact_secrets(orjson.loads(raw))) + b"\n"
+        return orjson.dumps(encodable(value), default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 class InMemorySpanProcessor:

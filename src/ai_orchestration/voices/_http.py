@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from ai_orchestration._secret import Secret, scrub_url, url_secrets
 from ai_orchestration.errors import (
     AuthenticationError,
     ConfigError,
@@ -72,29 +73,6 @@ _T = TypeVar("_T")
 # --- secrets -------------------------------------------------------------------------------
 
 
-class Secret:
-    """A string that never shows itself: ``repr``/``str`` are masked; ``reveal()`` returns it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """Where a voice's key comes from: an explicit value, else an environment variable.
@@ -114,14 +92,15 @@ class ApiKey:
     def given(
         cls,
         header: str,
-        api_key: str | None,
+        api_key: str | Secret | None,
         env: str | None,
         *,
         prefix: str = "",
         required: bool = True,
     ) -> ApiKey:
         """``api_key`` when given, else the ``env`` variable read at call time."""
-        return cls(header, prefix, Secret(api_key) if api_key else None, env, required)
+        value = api_key if isinstance(api_key, Secret) else Secret(api_key or "")
+        return cls(header, prefix, value or None, env, required)
 
     def resolve(self, voice: str) -> Secret | None:
         if self.value is not None:
@@ -274,8 +253,12 @@ class HttpSession:
     """
 
     __slots__ = (
+        "_header_secrets",
         "_headers",
         "_loopback",
+        "_query",
+        "_root",
+        "_shown",
         "base_url",
         "key",
         "provider",
@@ -291,7 +274,7 @@ class HttpSession:
         provider: str,
         base_url: str,
         key: ApiKey | None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | Secret] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -299,14 +282,34 @@ class HttpSession:
             raise ConfigError(f"timeout must be positive, got {timeout}", field="timeout")
         self.voice, self.provider = voice, provider
         self.base_url = base_url.rstrip("/")
+        root, _, self._query = self.base_url.partition("?")  # a query goes after the path
+        self._root = root.rstrip("/")
+        self._shown = scrub_url(self.base_url)  # what messages and reprs may show
         self.key, self.timeout, self.transport = key, timeout, transport
-        self._headers = {"content-type": "application/json", **(headers or {})}
+        given = dict(headers or {})
+        # Header values given as Secrets (config options named like credentials) are revealed
+        # into the request headers only; they and the base URL's credentials are scrubbed from
+        # anything shown, as the key is.
+        header_secrets = tuple(v.reveal() for v in given.values() if isinstance(v, Secret))
+        self._header_secrets = header_secrets + url_secrets(self.base_url)
+        plain = {k: v.reveal() if isinstance(v, Secret) else v for k, v in given.items()}
+        self._headers = {"content-type": "application/json", **plain}
         self._loopback = isinstance(transport, httpx.MockTransport) or is_loopback(
             urlsplit(self.base_url).hostname
         )
 
     def __repr__(self) -> str:
-        return f"HttpSession({self.provider!r}, {self.base_url!r})"
+        return f"HttpSession({self.provider!r}, {self._shown!r})"
+
+    @property
+    def shown_url(self) -> str:
+        """The base URL without credentials (user info, secret query values masked)."""
+        return self._shown
+
+    def _url(self, path: str) -> str:
+        if not self._query:
+            return self._root + path
+        return self._root + path + ("&" if "?" in path else "?") + self._query
 
     def _prepare(self) -> tuple[httpx.Auth | None, tuple[str, ...]]:
         if _guard_depth and not self._loopback:
@@ -315,18 +318,21 @@ class HttpSession:
                 f"network guard: refusing a request to non-loopback host {host!r}",
                 voice=self.voice,
             )
-        if self.key is None:
-            return None, ()
-        secret = self.key.resolve(self.voice)
-        if secret is None:
-            return None, ()
-        return _KeyAuth(self.key.header, self.key.prefix, secret), (secret.reveal(),)
+        secret = self.key.resolve(self.voice) if self.key is not None else None
+        if secret is None or self.key is None:
+            return None, self._header_secrets
+        auth = _KeyAuth(self.key.header, self.key.prefix, secret)
+        return auth, (secret.reveal(), *self._header_secrets)
 
     def _where(self) -> str:
-        return f"{self.provider} at {self.base_url}"
+        return f"{self.provider} at {self._shown}"
 
     def _decode(self, body: bytes, secrets: tuple[str, ...]) -> Any:
-        """The JSON in ``body``; an error envelope raises its typed error, with keys scrubbed."""
+        """The JSON in ``body``; an error envelope raises its typed error, with keys scrubbed.
+        A key the provider echoes back in its answer is taken out here, before parsing."""
+        for secret in secrets:
+            if secret and secret.encode() in body:
+                body = body.replace(secret.encode(), b"[REDACTED]")
         payload = decode_json(body, voice=self.voice, provider=self.provider, secrets=secrets)
         if is_error_envelope(payload):
             raise error_for_payload(
@@ -342,7 +348,7 @@ class HttpSession:
         try:
             async with asyncio.timeout(limit):
                 resp = await client.post(
-                    self.base_url + path,
+                    self._url(path),
                     content=orjson.dumps(body),
                     headers=self._headers,
                     auth=auth or httpx.USE_CLIENT_DEFAULT,
@@ -398,7 +404,7 @@ class HttpSession:
         try:
             async with client.stream(
                 "POST",
-                self.base_url + path,
+                self._url(path),
                 content=orjson.dumps(body),
                 headers=self._headers,
                 auth=auth or httpx.USE_CLIENT_DEFAULT,
@@ -491,7 +497,7 @@ class HttpVoice:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self._name!r}, model={self.model!r}, "
-            f"base_url={self._http.base_url!r})"
+            f"base_url={self._http.shown_url!r})"
         )
 
     async def respond(self, request: VoiceRequest) -> VoiceResponse:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ai_orchestration.context import Message, ToolCall
+from ai_orchestration.context import Message, MessageHistory, ToolCall
 
 __all__ = [
     "StreamingVoice",
@@ -51,7 +51,7 @@ class VoiceRequest:
     asks for structured JSON output matching that JSON schema.
     """
 
-    messages: tuple[Message, ...]
+    messages: Sequence[Message]
     instructions: str | None = None
     settings: VoiceSettings = VoiceSettings()
     response_schema: Mapping[str, Any] | None = None
@@ -66,6 +66,9 @@ class VoiceRequest:
     @property
     def prompt(self) -> str:
         """The last user message's text (what simple voices answer)."""
+        if isinstance(self.messages, MessageHistory):  # a context's view knows it in O(1)
+            last = self.messages.last_user
+            return "" if last is None else last.content
         for m in reversed(self.messages):
             if m.role == "user":
                 return m.content

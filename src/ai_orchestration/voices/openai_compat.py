@@ -30,6 +30,7 @@ from ai_orchestration.voices._http import (
     ApiKey,
     HttpSession,
     HttpVoice,
+    Secret,
     is_loopback,
 )
 from ai_orchestration.voices._structured import (
@@ -90,7 +91,7 @@ class OpenAICompatVoice(HttpVoice):
         model: str,
         *,
         base_url: str = OPENAI_BASE_URL,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         api_key_env: str | None = _OPENAI_ENV,
         name: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
