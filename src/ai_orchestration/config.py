@@ -58,7 +58,9 @@ __all__ = [
     "load_config",
     "parse_join",
     "read_config",
+    "read_text_file",
     "usable_folder",
+    "validation_error",
 ]
 
 _ENV_REF = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)")

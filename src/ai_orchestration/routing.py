@@ -45,7 +45,15 @@ from ai_orchestration.voices import VoiceRequest
 if TYPE_CHECKING:
     from ai_orchestration.policies._routing_config import RoutingConfig, RuleConfig
 
-__all__ = ["RouteDecision", "RouteInput", "Router", "detect_language", "load_routing"]
+__all__ = [
+    "RouteDecision",
+    "RouteInput",
+    "Router",
+    "ab_bucket",
+    "detect_language",
+    "load_routing",
+    "mismatch",
+]
 
 log = logging.getLogger("ai_orchestration.routing")
 

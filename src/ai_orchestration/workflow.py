@@ -35,14 +35,18 @@ if TYPE_CHECKING:
 __all__ = [
     "Adaptive",
     "All",
+    "ConsensusSpec",
     "Deadline",
     "FirstSuccess",
     "JoinPolicy",
+    "LoopSpec",
+    "MapSpec",
     "Quorum",
     "Step",
     "StepKind",
     "Workflow",
     "WorkflowBuilder",
+    "declared_types",
 ]
 
 StepFn = Callable[[Any], Awaitable[Any]]

@@ -47,7 +47,12 @@ from ai_orchestration.tracing import JsonlAuditProcessor, SpanProcessor
 from ai_orchestration.voices import Voice
 from ai_orchestration.workflow import Adaptive, JoinPolicy, Workflow, WorkflowBuilder
 
-__all__ = ["load_workflow"]
+__all__ = [
+    "StepConfig",
+    "WorkflowConfig",
+    "build_workflow",
+    "load_workflow",
+]
 
 _KINDS = ("call", "map", "route", "voice", "consensus")
 

@@ -29,7 +29,20 @@ from typing import Any
 from ai_orchestration.errors import StoreError
 from ai_orchestration.store import RunRecord, Store, VoiceCall
 
-__all__ = ["STORE_CHECKS", "OpenStore", "check_store"]
+__all__ = [
+    "STORE_CHECKS",
+    "OpenStore",
+    "check_close",
+    "check_concurrent_writers",
+    "check_duplicate_run_id",
+    "check_feedback",
+    "check_json_values",
+    "check_recent_calls",
+    "check_reliability_counts",
+    "check_round_trip",
+    "check_shared_storage",
+    "check_store",
+]
 
 OpenStore = Callable[[], Store]
 
