@@ -220,7 +220,7 @@ class OrchestrationConfig(_Model):
     """The whole configuration. Sections not given take their defaults; no ``voices`` means
     the embedded default local voices."""
 
-    state_dir: str = ".ai_orchestration"
+    state_dir: str = Field(default=".ai_orchestration", validate_default=True)
     voices: list[VoiceConfig] = Field(default_factory=list)
     consensus: ConsensusConfig = ConsensusConfig()
     tracing: TracingConfig = TracingConfig()
@@ -397,7 +397,9 @@ def validation_error(
     if text is not None:
         line = _yaml_line(text, loc) if yaml else _toml_line(text, loc)
     more = len(exc.errors()) - 1
-    msg = first["msg"] + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+    msg = first["msg"].removeprefix("Value error, ") + (
+        f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+    )
     return ConfigError(msg, file=file, line=line, field=_field_path(loc) or None)
 
 
@@ -455,7 +457,7 @@ def read_config(
 ) -> tuple[OrchestrationConfig, ConfigSource]:
     """Load and validate configuration; also say where it came from."""
     if source is None:
-        return OrchestrationConfig(), ConfigSource()
+        source = {}  # the defaults, validated like any mapping (a default state_dir may be taken)
     if isinstance(source, OrchestrationConfig):
         where = ConfigSource()
         cfg = source
