@@ -153,10 +153,13 @@ class VoiceConfig(_Model):
         """The name the voice will have: ``name``, else ``provider:model`` of the spec."""
         if self.name:
             return self.name
-        provider, _, rest = self.spec.strip().partition(":")
-        return (
-            f"{provider.strip().lower()}:{re.split(r'@(?=https?://)', rest, maxsplit=1)[0].strip()}"
-        )
+        from ai_orchestration.voices.registry import parse_spec
+
+        try:
+            spec = parse_spec(self.spec)
+        except UnknownVoiceError:
+            return self.spec  # building the voice will say what is wrong with it
+        return f"{spec.provider}:{spec.model}"
 
 
 def parse_join(text: str) -> JoinPolicy | Adaptive:
