@@ -33,16 +33,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     field_serializer,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
 from ai_orchestration._secret import MASK, Secret, is_secret_name, scrub_urls
 from ai_orchestration.errors import ConfigError, UnknownVoiceError
-from ai_orchestration.store._dsn import is_postgres_url
+from ai_orchestration.store._dsn import is_postgres_url, passwords, redact
 from ai_orchestration.voices import Voice
 from ai_orchestration.workflow import Adaptive, All, Deadline, FirstSuccess, JoinPolicy, Quorum
 
@@ -231,7 +233,9 @@ class OrchestrationConfig(_Model):
     budget: BudgetConfig | None = None
     policies: dict[str, Any] | None = None
     routing: dict[str, Any] | None = None
-    store: str = "sqlite"  # shown with its password masked: see ``_Model``
+    # A URL with a password is kept as that Secret; ``store`` itself shows it as ``***``.
+    store: str = "sqlite"
+    _store_secret: Secret | None = PrivateAttr(default=None)
 
     @field_validator("voices", mode="before")
     @classmethod
@@ -249,9 +253,19 @@ class OrchestrationConfig(_Model):
             return v
         raise ValueError(_STORE_FORMS)  # the value is not echoed: it may hold a password
 
+    @model_validator(mode="after")
+    def _store_password_secret(self) -> OrchestrationConfig:
+        if self._store_secret is None and is_postgres_url(self.store) and passwords(self.store):
+            self._store_secret = Secret(self.store)
+            self.__dict__["store"] = redact(self.store)  # a frozen field, set once here
+        return self
+
     def store_url(self) -> str:
         """``"sqlite"`` or the PostgreSQL URL that ``store`` names, read from the environment
-        for ``env:NAME`` (so the password stays out of config files)."""
+        for ``env:NAME`` (so the password stays out of config files). The one place a URL's
+        password is revealed, for the store's connection."""
+        if self._store_secret is not None:
+            return self._store_secret.reveal()
         m = _ENV_REF.fullmatch(self.store)
         if m is None:
             return self.store
