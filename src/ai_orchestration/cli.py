@@ -173,12 +173,18 @@ def run(
     ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a workflow defined in WORKFLOW_FILE once on --input."""
+    """Run a workflow defined in WORKFLOW_FILE once on --input (at most run.max_input_chars
+    characters; the workflow's timeout, else run.timeout's default)."""
+    from ai_orchestration._limits import check_run_input
+    from ai_orchestration.config import RunConfig
     from ai_orchestration.workflow_file import load_workflow
 
     flow, processors = load_workflow(workflow_file)
+    data, defaults = _read_input(input), RunConfig()
+    check_run_input(data, max_chars=defaults.max_input_chars)
+    timeout = flow.timeout if flow.timeout is not None else defaults.timeout
     with err.status(f"running {flow.name}…"):
-        result = asyncio.run(flow.run(_read_input(input), processors=processors))
+        result = asyncio.run(flow.run(data, processors=processors, timeout=timeout))
     for p in processors:
         flush = getattr(p, "flush", None)
         if flush is not None:

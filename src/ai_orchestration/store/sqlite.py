@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS runs (
     abstained   INTEGER NOT NULL,
     votes       BLOB NOT NULL,
     usage       BLOB NOT NULL,
-    trace_path  TEXT
+    trace_path  TEXT,
+    error       TEXT
 );
 CREATE TABLE IF NOT EXISTS voice_calls (
     run_id      TEXT NOT NULL REFERENCES runs(run_id),
@@ -87,6 +88,9 @@ class SQLiteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            if "error" not in columns:  # a store from before failed runs were kept
+                self._db.execute("ALTER TABLE runs ADD COLUMN error TEXT")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
 
@@ -96,14 +100,14 @@ class SQLiteStore:
         calls = [(record.run_id, v, lat, int(ok), cost) for v, lat, ok, cost in record.calls]
         taken = f"run {record.run_id!r} is already recorded in {self.path}"
         with self._session(transaction=True, refusals={_PRIMARY_KEY: taken}) as db:
-            db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+            db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
             db.executemany("INSERT INTO voice_calls VALUES (?,?,?,?,?)", calls)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._session() as db:
             row = db.execute(
                 "SELECT run_id, workflow, created_at, input, answer, confidence, abstained, "
-                "votes, usage, trace_path FROM runs WHERE run_id = ?",
+                "votes, usage, trace_path, error FROM runs WHERE run_id = ?",
                 (run_id,),
             ).fetchone()
             fb = db.execute(
@@ -130,6 +134,7 @@ class SQLiteStore:
             trace_path=row[9],
             feedback=orjson.loads(fb[0]) if fb else None,
             calls=[(v, lat, bool(ok), cost) for v, lat, ok, cost in calls],
+            error=row[10],
         )
 
     def recent_calls(self, per_voice: int) -> list[VoiceCall]:

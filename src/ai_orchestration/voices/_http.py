@@ -40,9 +40,17 @@ from ai_orchestration.voices._http_errors import (
     is_error_envelope,
     transport_error,
 )
-from ai_orchestration.voices._types import VoiceRequest, VoiceResponse
+from ai_orchestration.voices._types import (
+    Usage,
+    VoiceRequest,
+    VoiceResponse,
+    VoiceSettings,
+    estimate_input_tokens,
+)
+from ai_orchestration.voices.pricing import PriceTable
 
 __all__ = [
+    "ASSUMED_OUTPUT_TOKENS",
     "DEFAULT_TIMEOUT",
     "ApiKey",
     "HttpSession",
@@ -56,6 +64,8 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT: Final = 60.0
+#: Output tokens a budget reserves for a call that sets no ``max_tokens``.
+ASSUMED_OUTPUT_TOKENS: Final = 1024
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
 _T = TypeVar("_T")
 
@@ -467,12 +477,26 @@ class HttpVoice:
     """Base of the HTTP adapters: a name, a model and the session that reaches it."""
 
     model: str
+    settings: VoiceSettings
+    prices: PriceTable
     _name: str
     _http: HttpSession
 
     @property
     def name(self) -> str:
         return self._name
+
+    def estimate_usage(self, request: VoiceRequest) -> Usage:
+        """The most a call may use, at list price, for budgets to reserve before it starts:
+        the request's tokens (~4 characters each) and its output limit (``max_tokens``, else
+        ``ASSUMED_OUTPUT_TOKENS``)."""
+        output = request.settings.max_tokens or self.settings.max_tokens or ASSUMED_OUTPUT_TOKENS
+        return self._priced(estimate_input_tokens(request), output)
+
+    def _priced(self, input_tokens: int, output_tokens: int) -> Usage:
+        return self.prices.usage(
+            self.model, input_tokens, output_tokens, provider=self._http.provider
+        )
 
     def __repr__(self) -> str:
         return (

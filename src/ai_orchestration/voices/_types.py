@@ -17,6 +17,8 @@ __all__ = [
     "VoiceRequest",
     "VoiceResponse",
     "VoiceSettings",
+    "estimate_input_tokens",
+    "estimate_tokens",
 ]
 
 
@@ -71,6 +73,17 @@ class VoiceRequest:
             if m.role == "user":
                 return m.content
         return ""
+
+
+def estimate_input_tokens(request: VoiceRequest) -> int:
+    """A cheap upper-ish estimate of a request's input tokens: ~4 characters per token."""
+    chars = sum(len(m.content) for m in request.messages) + len(request.instructions or "")
+    return chars // 4 + 1
+
+
+def estimate_tokens(request: VoiceRequest) -> int:
+    """``estimate_input_tokens`` plus the requested output limit (0 when none is set)."""
+    return estimate_input_tokens(request) + (request.settings.max_tokens or 0)
 
 
 @dataclass(slots=True)

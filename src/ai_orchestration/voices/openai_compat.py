@@ -252,10 +252,15 @@ class OpenAICompatVoice(HttpVoice):
         )
 
     def _usage(self, usage: Mapping[str, Any]) -> Usage:
+        return self._priced(
+            int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        )
+
+    def _priced(self, input_tokens: int, output_tokens: int) -> Usage:
         return self.prices.usage(
             self.model,
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
+            input_tokens,
+            output_tokens,
             provider=self.options.provider,
             local=self._local,
         )
