@@ -247,3 +247,11 @@ async def test_a_workflow_method_typo_fails_at_build() -> None:
     voices = [FunctionVoice(n, lambda r: "Paris") for n in ("a", "b")]
     with pytest.raises(WorkflowError, match="unknown consensus method 'majorty'"):
         WorkflowBuilder("w").consensus("vote", voices, method="majorty").build()
+
+
+def test_the_default_state_dir_taken_by_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".ai_orchestration").write_text("not a folder")
+    one_line_exit_2(["process", "q"], "state_dir: '.ai_orchestration' is a file, not a folder")

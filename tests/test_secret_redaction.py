@@ -87,7 +87,8 @@ def test_config_repr_and_dumps_mask_keys_and_passwords() -> None:
     assert "postgresql://aio:***@db/app" in repr(cfg)
     key = cfg.voices[0].options["api_key"]
     assert key.reveal() == "plain0api0key0value"  # the real value, for the request only
-    assert cfg.store_url() == "postgresql://aio:dsn0password0x@db/app"
+    assert cfg.store == "postgresql://aio:***@db/app"  # the field itself is masked
+    assert cfg.store_url() == "postgresql://aio:dsn0password0x@db/app"  # for the connection
 
 
 def test_redact_io_keeps_no_inputs_or_answers_in_the_store(tmp_path: Path) -> None:

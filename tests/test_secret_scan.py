@@ -2,7 +2,7 @@
 (library and CLI, SQLite and PostgreSQL), then search every byte it showed or kept: 0 hits.
 
 Planted: an environment variable holding a key, config options (``api_key``, a header), a base
-URL's user info and query, the PostgreSQL DSN (read from the environment, as the docs advise),
+URL's user info and query, the PostgreSQL DSN (from the environment, or in the config file),
 the prompt, and what a voice echoes back (the provider below repeats the credentials it was
 sent, the request path and the prompt in its answers and in its errors).
 
@@ -86,11 +86,11 @@ def provider_port() -> Iterator[int]:
         server.server_close()
 
 
-def _config(tmp_path: Path, port: int) -> Path:
+def _config(tmp_path: Path, port: int, store: str) -> Path:
     base = f"127.0.0.1:{port}"
     text = f"""
 state_dir = "{tmp_path / "state"}"
-store = "env:AIO_SCAN_STORE"
+store = "{store}"
 
 [consensus]
 method = "majority"
@@ -189,21 +189,23 @@ def _cli_run(config: Path, trace_path: str) -> list[str]:
     return shown
 
 
-@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+@pytest.mark.parametrize("store", ["sqlite", "postgres", "postgres-in-file"])
 def test_no_planted_secret_appears_anywhere(
     store: str, tmp_path: Path, provider_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The DSN is read from the environment (as the docs advise), or written in the file."""
     pytest.importorskip("opentelemetry.sdk")
     schema = f"aio_scan_{uuid.uuid4().hex[:12]}"
-    store_url = _postgres_url(schema) if store == "postgres" else "sqlite"
+    store_url = _postgres_url(schema) if store.startswith("postgres") else "sqlite"
     monkeypatch.setenv("AIO_SCAN_STORE", store_url)
     monkeypatch.setenv("AIO_SCAN_ENV_KEY", SECRETS["env"])
-    config = _config(tmp_path, provider_port)
+    in_file = store_url if store == "postgres-in-file" else "env:AIO_SCAN_STORE"
+    config = _config(tmp_path, provider_port, in_file)
 
     shown, trace_path = _library_run(config)
     shown += _cli_run(config, trace_path)
     kept = b"".join(p.read_bytes() for p in sorted((tmp_path / "state").rglob("*")) if p.is_file())
-    if store == "postgres":
+    if store.startswith("postgres"):
         shown += list(_postgres_rows(schema))
 
     # The run did reach every voice and record what it should (a scan of nothing proves nothing).

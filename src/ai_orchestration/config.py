@@ -33,16 +33,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     field_serializer,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
 from ai_orchestration._secret import MASK, Secret, is_secret_name, scrub_urls
 from ai_orchestration.errors import ConfigError, UnknownVoiceError
-from ai_orchestration.store._dsn import is_postgres_url
+from ai_orchestration.store._dsn import is_postgres_url, passwords, redact
 from ai_orchestration.voices import Voice
 from ai_orchestration.workflow import Adaptive, All, Deadline, FirstSuccess, JoinPolicy, Quorum
 
@@ -158,10 +160,13 @@ class VoiceConfig(_Model):
         """The name the voice will have: ``name``, else ``provider:model`` of the spec."""
         if self.name:
             return self.name
-        provider, _, rest = self.spec.strip().partition(":")
-        return (
-            f"{provider.strip().lower()}:{re.split(r'@(?=https?://)', rest, maxsplit=1)[0].strip()}"
-        )
+        from ai_orchestration.voices.registry import parse_spec
+
+        try:
+            spec = parse_spec(self.spec)
+        except UnknownVoiceError:
+            return self.spec  # building the voice will say what is wrong with it
+        return f"{spec.provider}:{spec.model}"
 
 
 def parse_join(text: str) -> JoinPolicy | Adaptive:
@@ -238,7 +243,7 @@ class OrchestrationConfig(_Model):
     """The whole configuration. Sections not given take their defaults; no ``voices`` means
     the embedded default local voices."""
 
-    state_dir: str = ".ai_orchestration"
+    state_dir: str = Field(default=".ai_orchestration", validate_default=True)
     voices: list[VoiceConfig] = Field(default_factory=list)
     consensus: ConsensusConfig = ConsensusConfig()
     tracing: TracingConfig = TracingConfig()
@@ -246,7 +251,9 @@ class OrchestrationConfig(_Model):
     budget: BudgetConfig | None = None
     policies: dict[str, Any] | None = None
     routing: dict[str, Any] | None = None
-    store: str = "sqlite"  # shown with its password masked: see ``_Model``
+    # A URL with a password is kept as that Secret; ``store`` itself shows it as ``***``.
+    store: str = "sqlite"
+    _store_secret: Secret | None = PrivateAttr(default=None)
 
     @field_validator("voices", mode="before")
     @classmethod
@@ -264,9 +271,19 @@ class OrchestrationConfig(_Model):
             return v
         raise ValueError(_STORE_FORMS)  # the value is not echoed: it may hold a password
 
+    @model_validator(mode="after")
+    def _store_password_secret(self) -> OrchestrationConfig:
+        if self._store_secret is None and is_postgres_url(self.store) and passwords(self.store):
+            self._store_secret = Secret(self.store)
+            self.__dict__["store"] = redact(self.store)  # a frozen field, set once here
+        return self
+
     def store_url(self) -> str:
         """``"sqlite"`` or the PostgreSQL URL that ``store`` names, read from the environment
-        for ``env:NAME`` (so the password stays out of config files)."""
+        for ``env:NAME`` (so the password stays out of config files). The one place a URL's
+        password is revealed, for the store's connection."""
+        if self._store_secret is not None:
+            return self._store_secret.reveal()
         m = _ENV_REF.fullmatch(self.store)
         if m is None:
             return self.store
@@ -415,7 +432,9 @@ def validation_error(
     if text is not None:
         line = _yaml_line(text, loc) if yaml else _toml_line(text, loc)
     more = len(exc.errors()) - 1
-    msg = first["msg"] + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+    msg = first["msg"].removeprefix("Value error, ") + (
+        f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+    )
     return ConfigError(msg, file=file, line=line, field=_field_path(loc) or None)
 
 
@@ -473,7 +492,7 @@ def read_config(
 ) -> tuple[OrchestrationConfig, ConfigSource]:
     """Load and validate configuration; also say where it came from."""
     if source is None:
-        return OrchestrationConfig(), ConfigSource()
+        source = {}  # the defaults, validated like any mapping (a default state_dir may be taken)
     if isinstance(source, OrchestrationConfig):
         where = ConfigSource()
         cfg = source

@@ -95,7 +95,7 @@ class WorkflowConfig(BaseModel):
     steps: list[StepConfig] = Field(min_length=1)
     output: list[str] | None = None
     timeout: float | None = Field(default=None, gt=0)
-    trace_dir: str = ".ai_orchestration/traces"
+    trace_dir: str = Field(default=".ai_orchestration/traces", validate_default=True)
 
     @field_validator("voices", mode="before")
     @classmethod
