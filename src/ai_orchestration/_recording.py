@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ai_orchestration.consensus import Consensus
     from ai_orchestration.store import RunRecord, Store, VoiceCall
 
-__all__ = ["RunRecorder", "TraceCatcher", "failure_record", "success_record"]
+__all__ = ["RunRecorder", "TraceCatcher", "failure_record", "success_record", "with_voices"]
 
 
 class TraceCatcher:
@@ -143,6 +143,32 @@ def failure_record(
         calls=voice_calls(trace) if trace is not None else [],
         error=reason,
     )
+
+
+def with_voices(error: BaseException, trace: Trace | None) -> BaseException:
+    """A run's ``DeadlineExceededError`` extended by one line per voice call: who answered,
+    who failed and why, who held the run (no answer before the deadline); other errors as
+    they are."""
+    from ai_orchestration.errors import DeadlineExceededError
+    from ai_orchestration.tracing._redact import redact_text
+
+    if not isinstance(error, DeadlineExceededError) or error.scope != "run" or trace is None:
+        return error
+    lines = []
+    for span in trace.find(SpanKind.VOICE):
+        if span.status is SpanStatus.OK:
+            lines.append(f"\n  {span.name}: answered")
+        elif span.status is SpanStatus.ERROR:
+            lines.append(f"\n  {span.name}: {redact_text(span.error or 'failed')}")
+        else:
+            lines.append(f"\n  {span.name}: no answer before the deadline")
+    if not lines:
+        return error
+    extended = DeadlineExceededError(
+        f"{error}:" + "".join(lines), scope=error.scope, timeout=error.timeout
+    )
+    extended.run_id = getattr(error, "run_id", None)  # type: ignore[attr-defined]
+    return extended
 
 
 def voice_calls(trace: Trace) -> list[VoiceCall]:
