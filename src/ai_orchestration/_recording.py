@@ -61,8 +61,12 @@ class RunRecorder:
                 )
             future = self._pool.submit(lambda: self._store().record_run(record))
             self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
+        future.add_done_callback(self._written)
         return future
+
+    def _written(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
 
     async def wait(self, future: concurrent.futures.Future[None], until: float | None) -> None:
         """Wait for ``future`` until loop time ``until`` at most (then it stays queued, and
