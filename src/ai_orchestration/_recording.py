@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -70,16 +71,21 @@ class RunRecorder:
 
     async def wait(self, future: concurrent.futures.Future[None], until: float | None) -> None:
         """Wait for ``future`` until loop time ``until`` at most (then it stays queued, and
-        ``flush`` waits for it); a failed write raises its ``StoreError``."""
-        waiting = asyncio.shield(asyncio.wrap_future(future))
-        if until is None:
-            await waiting
-            return
+        ``flush`` waits for it); a failed write raises its ``StoreError``. Cancelling the
+        wait never cancels the write, and a loop closed meanwhile is no error."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def relay(finished: concurrent.futures.Future[None]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle, done, finished)
+
+        future.add_done_callback(relay)
         try:
             async with asyncio.timeout_at(until):
-                await waiting
+                await asyncio.shield(done)
         except TimeoutError:
-            waiting.add_done_callback(_retrieve)
+            done.add_done_callback(_retrieve)
 
     def flush(self) -> None:
         """Wait until every queued record is written (errors are the waiters' to report)."""
@@ -92,6 +98,16 @@ class RunRecorder:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+def _settle(done: asyncio.Future[None], finished: concurrent.futures.Future[None]) -> None:
+    if done.done():
+        return
+    error = finished.exception()
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
