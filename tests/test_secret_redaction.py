@@ -162,3 +162,41 @@ def test_usage_counts_do_not_send_a_voice_span_through_redaction(
     assert calls == []  # "input_tokens" names a count: not content, not scanned
     data.output = f"my key is {KEY_SHAPED}"  # content with key material still is
     assert KEY_SHAPED.encode() not in serialise_span(span)
+
+
+async def test_config_secrets_are_revealed_only_in_the_request() -> None:
+    import httpx
+
+    from ai_orchestration.config import build_voices, read_config
+    from ai_orchestration.voices import VoiceRequest
+    from ai_orchestration.voices._http import aclose_http_clients
+
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        content = f"echo {request.headers['x-api-key']} {request.headers['authorization']}"
+        message = {"role": "assistant", "content": content}
+        return httpx.Response(200, json={"choices": [{"message": message}], "model": "m"})
+
+    options = {"api_key": "ak0secret", "headers": {"X-Api-Key": "hk0secret"}}
+    cfg, where = read_config(
+        {"voices": [{"spec": "openai-compat:m@http://h/v1", "options": options}]}
+    )
+    (voice,) = build_voices(
+        [
+            cfg.voices[0].model_copy(
+                update={
+                    "options": {**cfg.voices[0].options, "transport": httpx.MockTransport(answer)}
+                }
+            )
+        ],
+        where,
+    )
+    response = await voice.respond(VoiceRequest.from_prompt("hi"))
+    await aclose_http_clients()
+    assert sent[0].headers["x-api-key"] == "hk0secret"
+    assert sent[0].headers["authorization"] == "Bearer ak0secret"
+    assert response.text == "echo [REDACTED] Bearer [REDACTED]"  # the echo is taken out
+    held = repr(voice) + repr(vars(voice)) + repr(voice._http._headers)  # type: ignore[attr-defined]
+    assert "hk0secret" not in held and "ak0secret" not in held

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ai_orchestration._encoding import encodable
-from ai_orchestration.tracing._redact import redact_span_record
+from ai_orchestration.tracing._redact import redacted_record_json
 from ai_orchestration.tracing._spans import Span
 from ai_orchestration.tracing._trace import Trace
 
@@ -68,8 +68,8 @@ def serialise_span(span: Span, *, redact_io: bool = False) -> bytes:
     record = span.to_dict()
     if redact_io:
         _redact_io(record["data"])
-    redact_span_record(record, _dumps)  # content fields only; ids, times and usage unscanned
-    return _dumps(record) + b"\n"
+    # Content fields only are scanned and redacted; ids, times and usage counts are not.
+    return redacted_record_json(record, _dumps) + b"\n"
 
 
 def _dumps(value: Any) -> bytes:

@@ -30,8 +30,8 @@ __all__ = [
     "may_hold_secrets",
     "redact_response",
     "redact_secrets",
-    "redact_span_record",
     "redact_text",
+    "redacted_record_json",
 ]
 
 # Names whose values are secret: always (``_SECRET_NAMES``), or when credential-shaped.
@@ -135,18 +135,27 @@ def _redact_field(value: Any, dumps: Callable[[Any], bytes]) -> Any:
     return redact_secrets(orjson.loads(raw))
 
 
-def redact_span_record(record: dict[str, Any], dumps: Callable[[Any], bytes]) -> dict[str, Any]:
-    """Redact a span record's content fields in place (``dumps`` serialises a field the way
-    the record will be); identity and measurement fields are left alone, unscanned."""
+def redacted_record_json(record: dict[str, Any], dumps: Callable[[Any], bytes]) -> bytes:
+    """``dumps(record)`` of a span record with its content fields redacted; identity and
+    measurement fields are left alone, unscanned. (``record`` is changed in place only when
+    something is redacted.)"""
+    raw = dumps(record)
+    if not may_hold_secrets(raw):  # the common case: nothing anywhere, one dumps only
+        return raw
+    data = record.get("data")
+    content = [v for k, v in record.items() if k not in _RECORD_IDENTITY and k != "data"]
+    if isinstance(data, dict):
+        content.append({k: v for k, v in data.items() if k not in _DATA_IDENTITY})
+    if not may_hold_secrets(dumps(content)):  # only identities matched, e.g. "input_tokens"
+        return raw
     for key, value in record.items():
         if key not in _RECORD_IDENTITY and key != "data":
             record[key] = _redact_field(value, dumps)
-    data = record.get("data")
     if isinstance(data, dict):
         for key, value in data.items():
             if key not in _DATA_IDENTITY:
                 data[key] = _redact_field(value, dumps)
-    return record
+    return dumps(record)
 
 
 def redact_response(response: VoiceResponse) -> VoiceResponse:

@@ -115,17 +115,19 @@ class ApiKey:
 
 
 class _KeyAuth(httpx.Auth):
-    """Adds the key header inside httpx, so no frame of ours holds a headers dict with it."""
+    """Adds the secret headers (the key, and headers given as ``Secret``s) inside httpx, so no
+    frame of ours holds a headers dict with them."""
 
-    def __init__(self, header: str, prefix: str, secret: Secret) -> None:
-        self._header, self._prefix, self._secret = header, prefix, secret
+    def __init__(self, headers: tuple[tuple[str, str, Secret], ...]) -> None:
+        self._headers = headers  # (name, prefix, secret)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers[self._header] = self._prefix + self._secret.reveal()
+        for header, prefix, secret in self._headers:
+            request.headers[header] = prefix + secret.reveal()
         yield request
 
     def __repr__(self) -> str:
-        return f"_KeyAuth({self._header!r})"
+        return f"_KeyAuth({[h for h, _, _ in self._headers]!r})"
 
 
 # --- network guard -------------------------------------------------------------------------
@@ -253,12 +255,13 @@ class HttpSession:
     """
 
     __slots__ = (
-        "_header_secrets",
         "_headers",
         "_loopback",
         "_query",
         "_root",
+        "_secret_headers",
         "_shown",
+        "_url_secrets",
         "base_url",
         "key",
         "provider",
@@ -287,13 +290,13 @@ class HttpSession:
         self._shown = scrub_url(self.base_url)  # what messages and reprs may show
         self.key, self.timeout, self.transport = key, timeout, transport
         given = dict(headers or {})
-        # Header values given as Secrets (config options named like credentials) are revealed
-        # into the request headers only; they and the base URL's credentials are scrubbed from
-        # anything shown, as the key is.
-        header_secrets = tuple(v.reveal() for v in given.values() if isinstance(v, Secret))
-        self._header_secrets = header_secrets + url_secrets(self.base_url)
-        plain = {k: v.reveal() if isinstance(v, Secret) else v for k, v in given.items()}
+        # Header values given as Secrets (config options named like credentials) stay secret
+        # until httpx builds the request; they and the base URL's credentials are scrubbed
+        # from anything shown, as the key is.
+        self._secret_headers = tuple((k, "", v) for k, v in given.items() if isinstance(v, Secret))
+        plain = {k: v for k, v in given.items() if isinstance(v, str)}
         self._headers = {"content-type": "application/json", **plain}
+        self._url_secrets = url_secrets(self.base_url)
         self._loopback = isinstance(transport, httpx.MockTransport) or is_loopback(
             urlsplit(self.base_url).hostname
         )
@@ -319,10 +322,11 @@ class HttpSession:
                 voice=self.voice,
             )
         secret = self.key.resolve(self.voice) if self.key is not None else None
-        if secret is None or self.key is None:
-            return None, self._header_secrets
-        auth = _KeyAuth(self.key.header, self.key.prefix, secret)
-        return auth, (secret.reveal(), *self._header_secrets)
+        headers = self._secret_headers
+        if secret is not None and self.key is not None:
+            headers = ((self.key.header, self.key.prefix, secret), *headers)
+        scrubbed = tuple(s.reveal() for _, _, s in headers) + self._url_secrets
+        return (_KeyAuth(headers) if headers else None), scrubbed
 
     def _where(self) -> str:
         return f"{self.provider} at {self._shown}"

