@@ -86,3 +86,12 @@ async def test_the_good_voices_are_not_cancelled_by_a_bad_one(tmp_path: Path) ->
     assert result.answer == "Paris"
     slow_span = next(s for s in result.trace.spans if s.name == "slow")
     assert slow_span.status is SpanStatus.OK
+
+
+def test_numpy_probabilities_are_well_formed(tmp_path: Path) -> None:
+    import numpy as np
+
+    good = _answer("Paris", confidence=np.float32(0.75), distribution={"Paris": np.float32(0.75)})
+    with _system(tmp_path, RawVoice("numpy", good)) as system:
+        result = system.process({"prompt": "Capital of France?", "choices": ["Paris", "Lyon"]})
+    assert all(v.ok for v in result.votes) and result.answer == "Paris"

@@ -59,8 +59,11 @@ def test_partial_consensus_can_be_switched_off(tmp_path: Path) -> None:
     voices = [_fast("a"), _fast("b"), _hung("slow")]
     run = {"timeout": 0.5, "voice_timeout": 20.0}
     system = _system(tmp_path, voices, run=run, consensus={"partial_on_timeout": False})
-    with system, pytest.raises(DeadlineExceededError, match=r"timed out after 0\.5s"):
+    with system, pytest.raises(DeadlineExceededError, match=r"timed out after 0\.5s") as info:
         system.process("Capital of France?")
+    assert str(info.value).endswith(
+        ":\n  a: answered\n  b: answered\n  slow: no answer before the deadline"
+    )
 
 
 def test_too_few_votes_at_the_deadline_say_who_answered_and_who_held_it(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from ai_orchestration.consensus import Consensus
     from ai_orchestration.store import RunRecord, Store, VoiceCall
 
-__all__ = ["RunRecorder", "TraceCatcher", "failure_record", "success_record"]
+__all__ = ["RunRecorder", "TraceCatcher", "failure_record", "success_record", "with_voices"]
 
 
 class TraceCatcher:
@@ -61,21 +62,30 @@ class RunRecorder:
                 )
             future = self._pool.submit(lambda: self._store().record_run(record))
             self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
+        future.add_done_callback(self._written)
         return future
+
+    def _written(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
 
     async def wait(self, future: concurrent.futures.Future[None], until: float | None) -> None:
         """Wait for ``future`` until loop time ``until`` at most (then it stays queued, and
-        ``flush`` waits for it); a failed write raises its ``StoreError``."""
-        waiting = asyncio.shield(asyncio.wrap_future(future))
-        if until is None:
-            await waiting
-            return
+        ``flush`` waits for it); a failed write raises its ``StoreError``. Cancelling the
+        wait never cancels the write, and a loop closed meanwhile is no error."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def relay(finished: concurrent.futures.Future[None]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle, done, finished)
+
+        future.add_done_callback(relay)
         try:
             async with asyncio.timeout_at(until):
-                await waiting
+                await asyncio.shield(done)
         except TimeoutError:
-            waiting.add_done_callback(_retrieve)
+            done.add_done_callback(_retrieve)
 
     def flush(self) -> None:
         """Wait until every queued record is written (errors are the waiters' to report)."""
@@ -88,6 +98,16 @@ class RunRecorder:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+def _settle(done: asyncio.Future[None], finished: concurrent.futures.Future[None]) -> None:
+    if done.done():
+        return
+    error = finished.exception()
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
@@ -143,6 +163,32 @@ def failure_record(
         calls=voice_calls(trace) if trace is not None else [],
         error=reason,
     )
+
+
+def with_voices(error: BaseException, trace: Trace | None) -> BaseException:
+    """A run's ``DeadlineExceededError`` extended by one line per voice call: who answered,
+    who failed and why, who held the run (no answer before the deadline); other errors as
+    they are."""
+    from ai_orchestration.errors import DeadlineExceededError
+    from ai_orchestration.tracing._redact import redact_text
+
+    if not isinstance(error, DeadlineExceededError) or error.scope != "run" or trace is None:
+        return error
+    lines = []
+    for span in trace.find(SpanKind.VOICE):
+        if span.status is SpanStatus.OK:
+            lines.append(f"\n  {span.name}: answered")
+        elif span.status is SpanStatus.ERROR:
+            lines.append(f"\n  {span.name}: {redact_text(span.error or 'failed')}")
+        else:
+            lines.append(f"\n  {span.name}: no answer before the deadline")
+    if not lines:
+        return error
+    extended = DeadlineExceededError(
+        f"{error}:" + "".join(lines), scope=error.scope, timeout=error.timeout
+    )
+    extended.run_id = getattr(error, "run_id", None)  # type: ignore[attr-defined]
+    return extended
 
 
 def voice_calls(trace: Trace) -> list[VoiceCall]:

@@ -7,6 +7,7 @@ Steps reach the run they belong to through a contextvar scope, so a step functio
 from __future__ import annotations
 
 import asyncio
+import numbers
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -250,7 +251,12 @@ def _unexpected(voice: str, exc: Exception) -> VoiceError:
 
 
 def _probability(x: object) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and 0.0 <= x <= 1.0
+    """A number in [0, 1] (not NaN): a float, an int, or a numpy scalar."""
+    if type(x) is float:
+        return 0.0 <= x <= 1.0
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        return False
+    return 0.0 <= float(x) <= 1.0
 
 
 def checked_response(voice: str, response: object) -> VoiceResponse:

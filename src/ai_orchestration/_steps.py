@@ -345,21 +345,30 @@ async def collect_votes(
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(phases())
             if not waits_all or stop_at is not None:
-                cutoff = stop_at
-                if type(join) is Deadline:
-                    own = asyncio.get_running_loop().time() + join.seconds
-                    cutoff = own if cutoff is None else min(cutoff, own)
-                try:
-                    async with asyncio.timeout_at(cutoff):
-                        await (asyncio.wait([task]) if waits_all else enough.wait())
-                except TimeoutError:
-                    got.cut_short = cutoff == stop_at and not task.done()
+                got.cut_short = await _until_enough(task, enough, join, stop_at)
                 task.cancel()
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
     answered = {v.voice for v in got.votes}
     got.not_awaited = [v.name for v in voices if v.name not in answered]
     return got
+
+
+async def _until_enough(
+    task: asyncio.Task[None], enough: asyncio.Event, join: Any, stop_at: float | None
+) -> bool:
+    """Wait until the join has enough votes (or, waiting for all, ``task`` is done), its own
+    deadline passes, or loop time ``stop_at`` comes; True when ``stop_at`` cut it short."""
+    cutoff = stop_at
+    if type(join) is Deadline:
+        own = asyncio.get_running_loop().time() + join.seconds
+        cutoff = own if cutoff is None else min(cutoff, own)
+    try:
+        async with asyncio.timeout_at(cutoff):
+            await (asyncio.wait([task]) if _waits_for_all(join) else enough.wait())
+    except TimeoutError:
+        return cutoff == stop_at and not task.done()
+    return False
 
 
 async def collect_adaptive(

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ai_orchestration._engine import new_run_id
 from ai_orchestration._limits import check_process_input, check_voices_can_take
-from ai_orchestration._recording import RunRecorder, TraceCatcher, failure_record, success_record
+from ai_orchestration._recording import (
+    RunRecorder,
+    TraceCatcher,
+    failure_record,
+    success_record,
+    with_voices,
+)
 from ai_orchestration._runtime import Budget
 from ai_orchestration._steps import to_request
 from ai_orchestration.errors import AiOrchestrationError, ConfigError, InputError
@@ -393,9 +399,11 @@ class AiOrchestration:
                 attributes=attributes,
             )
         except BaseException as exc:  # recorded with no await first: see _recording
-            failed = failure_record(run_id, workflow.name, inp, exc, catcher.trace)
-            self.recorder.submit(failed)
-            raise
+            error = with_voices(exc, catcher.trace)
+            self.recorder.submit(failure_record(run_id, workflow.name, inp, error, catcher.trace))
+            if error is exc:
+                raise
+            raise error from exc
         consensus: Consensus = run.output
         record = success_record(run.run_id, run.workflow, inp, consensus, run.usage, run.trace)
         await self.recorder.wait(self.recorder.submit(record), until)
