@@ -209,9 +209,10 @@ def panels() -> dict[str, float]:
         rows.append(
             [
                 size,
-                N_PANELS,
+                len(g),
                 float((g >= 0).mean()),
                 float(g.mean()),
+                len(u),
                 float((u >= 0).mean()),
                 float(u.mean()),
             ]
@@ -224,6 +225,7 @@ def panels() -> dict[str, float]:
             "panels",
             "10 % gold: win share",
             "mean gain",
+            "panels",
             "no gold: win share",
             "mean gain",
         ],

@@ -6,8 +6,8 @@ of the votes (:mod:`._stacking`), the same with per-(voice, context) weights whe
 is given, and semi-supervised Dawid–Skene (:class:`BayesianFusion` with the gold clamped).
 The one with the lowest held-out log-loss (after temperature scaling on the same held-out
 logits) wins, unless the best single voice on the training folds was more accurate on the
-held-out folds: then the fusion defers to that voice wherever it answered. The temperature
-is the one fitted on the winner's held-out logits.
+held-out folds: then the fusion defers to that voice wherever it answered. Dawid–Skene keeps
+the temperature fitted on its held-out logits; a stacker, fitted by log-loss, keeps T = 1.
 
 With less gold it fits Dawid–Skene EM (gold clamped when there is some) and sets the
 temperature from the voices' estimated error correlation (:func:`design_effect`): the
@@ -160,7 +160,10 @@ class AutoFusion(Aggregator):
         self.scores_["best voice"] = _scores(defer, y[rows], _item_losses(defer, y[rows], 1.0), 1.0)
         winner = _simplest_within_one_se(candidates, losses)
         self._refit(winner, table, y, context)
-        self._fitted_temperature = temps[winner]
+        # A stacker is its own calibrator (fitted by log-loss); the held-out temperature, fitted
+        # on fold models that saw 80 % of the gold, over-softens the final one (MMLU-Pro dev,
+        # 10 % gold, 5 splits: ECE 0.036 with it, 0.028 without).
+        self._fitted_temperature = 1.0 if winner.startswith("stacking") else temps[winner]
         right = (oof[winner].argmax(axis=1) == y[rows]).astype(np.float64)
         alone = (defer.argmax(axis=1) == y[rows]).astype(np.float64)
         self._apply_guard(winner, table, y, right - alone)
