@@ -16,6 +16,7 @@ from ai_orchestration._limits import over_context
 from ai_orchestration._runtime import _scope, call_voice, current_deadline
 from ai_orchestration.consensus import Consensus, Vote
 from ai_orchestration.context import Context
+from ai_orchestration.engine._join import Decision, JoinState, Outcome
 from ai_orchestration.errors import (
     AiOrchestrationError,
     BudgetExceededError,
@@ -214,16 +215,6 @@ def response_vote(voice: str, response: VoiceResponse) -> Vote:
     )  # fmt: skip
 
 
-def _enough(join: Any, got: int, valid: int, n: int) -> bool:
-    if got == n:
-        return True
-    if type(join) is Quorum:
-        return valid >= join.k
-    if type(join) is FirstSuccess:
-        return valid >= 1
-    return False
-
-
 def picks_among_answers(voice: Voice) -> bool:
     """True for a voice that cannot write free text, only pick among given answers."""
     return getattr(voice, "picks_among_answers", False) is True
@@ -282,16 +273,17 @@ async def collect_votes(
     got = Collected([], [])
     enough = asyncio.Event()
     n = len(voices)
-    valid = 0  # counted as votes arrive: re-counting per vote made 1,000 voices O(n²)
     waits_all = _waits_for_all(join)
+    # Votes stop being awaited once the join is satisfied, or when every voice answered; a
+    # join that can no longer be satisfied still waits: late votes may reach min_votes.
+    joined = None if waits_all else JoinState(join, n)
 
     def record(vote: Vote) -> None:
-        nonlocal valid
         got.votes.append(vote)
-        if waits_all:  # the end of the task group is the only signal
+        if joined is None:  # the end of the task group is the only signal
             return
-        valid += vote.ok
-        if _enough(join, len(got.votes), valid, n):
+        decision = joined.record(Outcome.OK if vote.ok else Outcome.FAILED)
+        if decision is Decision.READY or len(got.votes) == n:
             enough.set()
 
     async def ask(voice: Voice, req: VoiceRequest) -> None:
