@@ -12,8 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ai_orchestration._steps import ABSTAINED
-
 __all__ = ["DEMO_QUESTIONS", "answer_text", "run_demo", "votes_table"]
 
 DEMO_QUESTIONS: tuple[dict[str, Any], ...] = (
@@ -44,7 +42,7 @@ def votes_table(result: Any) -> Table:
     for v in result.votes:
         if v.ok:
             vote = escape(str(v.answer))
-        elif str(v.error).startswith(ABSTAINED):  # by choice (e.g. nothing to select among)
+        elif v.abstained:  # by choice (e.g. nothing to select among)
             vote = f"[dim]{escape(str(v.error))}[/]"
         else:
             vote = f"[red]no vote[/] {escape(str(v.error))}"
