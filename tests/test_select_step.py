@@ -107,6 +107,27 @@ async def test_a_single_candidate_is_an_abstention_not_an_echo() -> None:
     assert out.agreement == 1.0 and len([v for v in out.votes if v.valid]) == 2
 
 
+async def test_the_selector_is_not_offered_answers_that_echo_the_question() -> None:
+    # issue 9: e5 picked the candidate most like the question ("Italy", "77")
+    picker = Picker()  # picks the first choice offered, as e5 picked the echo
+    voices = [says("a", "Italy"), says("b", "77"), says("c", "Rome"), picker]
+    out, _ = await run(voices, "What is the capital of Italy? And 7 × 11?")
+    (request,) = picker.requests
+    assert request.choices == ("Rome",)
+    assert answers(out)["pick"] == "Rome"
+    assert out.answer == "Rome" and out.agreement == 2 / 4
+
+
+async def test_when_every_answer_echoes_the_question_the_selector_abstains() -> None:
+    picker = Picker()
+    out, _ = await run(
+        [says("a", "Italy"), says("b", "italy, capital"), picker], "Capital of Italy?"
+    )
+    assert picker.requests == []
+    assert "only repeats words or numbers of the question" in answers(out)["pick"]
+    assert out.explanation["selection"] == {"pick": []}
+
+
 async def test_with_choices_every_voice_is_asked_at_once() -> None:
     barrier = asyncio.Barrier(3)  # passes only if all three voices are waiting together
 

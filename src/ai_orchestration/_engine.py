@@ -18,6 +18,7 @@ from typing import Any
 from ai_orchestration._policy import apply_step_policies
 from ai_orchestration._runtime import Budget, RunState, _scope, deadline_at
 from ai_orchestration._steps import RouteOutcome, run_step_body
+from ai_orchestration.engine._join import Decision, JoinState, Outcome
 from ai_orchestration.errors import (
     AiOrchestrationError,
     BudgetExceededError,
@@ -37,7 +38,6 @@ from ai_orchestration.tracing import (
 )
 from ai_orchestration.voices import Usage
 from ai_orchestration.workflow import (
-    All,
     Deadline,
     FirstSuccess,
     Quorum,
@@ -49,6 +49,7 @@ from ai_orchestration.workflow import (
 __all__ = ["RunResult", "execute", "new_run_id", "run_workflow"]
 
 PENDING, RUNNING, OK, FAILED, SKIPPED, CANCELLED = range(6)
+_OUTCOMES = {OK: Outcome.OK, FAILED: Outcome.FAILED, SKIPPED: Outcome.SKIPPED}
 
 
 def new_run_id() -> str:
@@ -77,8 +78,7 @@ class _Execution:
         "errors",
         "failure",
         "input",
-        "nfail",
-        "nskip",
+        "joins",
         "parent",
         "results",
         "state",
@@ -100,8 +100,7 @@ class _Execution:
         self.results: dict[str, Any] = {}
         self.errors: dict[str, BaseException] = {}
         self.arrived: dict[str, list[str]] = {n: [] for n in wf.by_name}
-        self.nfail = dict.fromkeys(wf.by_name, 0)
-        self.nskip = dict.fromkeys(wf.by_name, 0)
+        self.joins: dict[str, JoinState] = {}  # made when a step's first input resolves
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.failure: BaseException | None = None
@@ -250,39 +249,18 @@ class _Execution:
                 return
         if outcome == OK:
             self.arrived[c].append(dep)
-        elif outcome == FAILED:
-            self.nfail[c] += 1
-        else:
-            self.nskip[c] += 1
-        self._decide(step, ready)
+        join = self.joins.get(c)
+        if join is None:
+            join = self.joins[c] = JoinState(step.join, len(step.after))
+        self._act(step, join.record(_OUTCOMES[outcome]), ready)
 
-    def _decide(self, step: Step, ready: list[tuple[str, Any]]) -> None:
-        c, join, n = step.name, step.join, len(step.after)
-        ok, nfail, nskip = len(self.arrived[c]), self.nfail[c], self.nskip[c]
-        pending = n - ok - nfail - nskip
-        if nskip == n:
-            ready.extend(self._on_skip(c, "every dependency was skipped"))
-            return
-        if type(join) is All:
-            if nfail:
-                self._join_failed(step, ready, None)
-            elif pending == 0:
-                self._ready(step, ready)
-        elif type(join) is FirstSuccess:
-            if ok:
-                self._ready(step, ready)
-            elif pending == 0:
-                self._join_failed(step, ready, "no dependency succeeded")
-        elif type(join) is Quorum:
-            if ok >= join.k:
-                self._ready(step, ready)
-            elif ok + pending < join.k:
-                self._join_failed(step, ready, f"quorum of {join.k} unreachable ({ok} ok)")
-        elif type(join) is Deadline and pending == 0:
-            if ok >= join.min_results:
-                self._ready(step, ready)
-            else:
-                self._join_failed(step, ready, f"{ok} of {join.min_results} needed arrived")
+    def _act(self, step: Step, decision: Decision, ready: list[tuple[str, Any]]) -> None:
+        if decision is Decision.READY:
+            self._ready(step, ready)
+        elif decision is Decision.FAILED:
+            self._join_failed(step, ready, self.joins[step.name].reason)
+        elif decision is Decision.SKIP:
+            ready.extend(self._on_skip(step.name, "every dependency was skipped"))
 
     def _step_input(self, step: Step) -> Any:
         deps = step.after
@@ -343,14 +321,11 @@ class _Execution:
         if self.status[name] != PENDING or self.failure is not None:
             return
         step = self.wf.by_name[name]
-        join = step.join
-        assert isinstance(join, Deadline)
+        join = self.joins.get(name)
+        if join is None:  # nothing arrived yet
+            join = self.joins[name] = JoinState(step.join, len(step.after))
         ready: list[tuple[str, Any]] = []
-        if len(self.arrived[name]) >= join.min_results:
-            self._ready(step, ready)
-        else:
-            got = len(self.arrived[name])
-            self._join_failed(step, ready, f"deadline {join.seconds}s passed with {got} result(s)")
+        self._act(step, join.deadline_passed(), ready)
         for n, inp in ready:
             self._spawn(n, inp)
 

@@ -12,12 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ai_orchestration._runtime import _scope, call_voice
+from ai_orchestration._limits import over_context
+from ai_orchestration._runtime import _scope, call_voice, current_deadline
 from ai_orchestration.consensus import Consensus, Vote
 from ai_orchestration.context import Context
 from ai_orchestration.errors import (
     AiOrchestrationError,
     BudgetExceededError,
+    ConsensusError,
     InputError,
     LoopLimitError,
     StepError,
@@ -50,6 +52,7 @@ __all__ = [
     "picks_among_answers",
     "run_step_body",
     "to_request",
+    "voice_reasons",
 ]
 
 
@@ -235,6 +238,7 @@ def picks_among_answers(voice: Voice) -> bool:
 _NO_CANDIDATES = "no candidates to select among: no other voice gave a valid answer"
 ABSTAINED = "abstained: "  # how a voice's own choice not to vote starts its error text
 _ONE_CANDIDATE = ABSTAINED + "the other voices gave one answer, nothing to select among"
+_ALL_ECHOES = ABSTAINED + "every answer only repeats words or numbers of the question"
 
 
 def _candidates(votes: Sequence[Vote]) -> list[str]:
@@ -259,15 +263,24 @@ class Collected:
     not_awaited: list[str]
     selection: dict[str, list[str]] = field(default_factory=dict)
     answered_by: dict[str, str] = field(default_factory=dict)  # voice → its fallback that answered
+    cut_short: bool = False  # a deadline ended the collection with voices still out
 
 
 async def collect_votes(
-    voices: tuple[Voice, ...], request: VoiceRequest, join: Any, *, earlier: Sequence[Vote] = ()
+    voices: tuple[Voice, ...],
+    request: VoiceRequest,
+    join: Any,
+    *,
+    earlier: Sequence[Vote] = (),
+    voice_timeout: float | None = None,
+    stop_at: float | None = None,
 ) -> Collected:
     """Ask ``voices`` concurrently until ``join`` is satisfied.
 
     Without ``request.choices``, voices that only pick among answers are asked after the
     others, to choose among the distinct valid answers of ``earlier`` and the other voices.
+    ``voice_timeout`` bounds each call; at loop time ``stop_at`` the votes in are kept and
+    the voices still out are cancelled (``Collected.cut_short``).
     """
     split = request.choices is None
     generators = tuple(v for v in voices if not (split and picks_among_answers(v)))
@@ -288,8 +301,12 @@ async def collect_votes(
             enough.set()
 
     async def ask(voice: Voice, req: VoiceRequest) -> None:
+        too_long = over_context(voice, req)
+        if too_long is not None:  # not an error of the voice: it cannot take this input
+            record(Vote(voice=voice.name, answer=None, error=ABSTAINED + too_long))
+            return
         try:
-            response = await call_voice(voice, req)
+            response = await call_voice(voice, req, timeout=voice_timeout)
         except BudgetExceededError:
             raise
         except AiOrchestrationError as exc:  # a failed voice is a visible vote, not a crash
@@ -301,6 +318,8 @@ async def collect_votes(
                 got.answered_by[voice.name] = fallback
 
     async def phases() -> None:
+        from ai_orchestration.consensus import echoes
+
         async with asyncio.TaskGroup() as tg:
             for v in generators:
                 tg.create_task(ask(v, request))
@@ -308,13 +327,16 @@ async def collect_votes(
             return
         rank = {v.name: i for i, v in enumerate(generators)}
         candidates = _candidates([*earlier, *sorted(got.votes, key=lambda v: rank[v.voice])])
-        got.selection = {v.name: candidates for v in selectors}
-        if len(candidates) < 2:  # picking the only answer would be an echo, not evidence
+        # a selector by likeness to the question would prefer answers that repeat it
+        selectable = [c for c in candidates if not echoes(c, request.prompt)]
+        got.selection = {v.name: selectable for v in selectors}
+        if len(candidates) < 2 or not selectable:  # picking the only answer is no evidence
             why = _ONE_CANDIDATE if candidates else _NO_CANDIDATES
+            why = why if len(candidates) < 2 else _ALL_ECHOES
             for v in selectors:
                 record(Vote(voice=v.name, answer=None, error=why))
             return
-        choosing = replace(request, choices=tuple(candidates))
+        choosing = replace(request, choices=tuple(selectable))
         async with asyncio.TaskGroup() as tg:
             for v in selectors:
                 tg.create_task(ask(v, choosing))
@@ -322,19 +344,31 @@ async def collect_votes(
     try:
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(phases())
-            if not waits_all:
-                try:
-                    seconds = join.seconds if type(join) is Deadline else None
-                    async with asyncio.timeout(seconds):
-                        await enough.wait()
-                except TimeoutError:
-                    pass
+            if not waits_all or stop_at is not None:
+                got.cut_short = await _until_enough(task, enough, join, stop_at)
                 task.cancel()
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
     answered = {v.voice for v in got.votes}
     got.not_awaited = [v.name for v in voices if v.name not in answered]
     return got
+
+
+async def _until_enough(
+    task: asyncio.Task[None], enough: asyncio.Event, join: Any, stop_at: float | None
+) -> bool:
+    """Wait until the join has enough votes (or, waiting for all, ``task`` is done), its own
+    deadline passes, or loop time ``stop_at`` comes; True when ``stop_at`` cut it short."""
+    cutoff = stop_at
+    if type(join) is Deadline:
+        own = asyncio.get_running_loop().time() + join.seconds
+        cutoff = own if cutoff is None else min(cutoff, own)
+    try:
+        async with asyncio.timeout_at(cutoff):
+            await (asyncio.wait([task]) if _waits_for_all(join) else enough.wait())
+    except TimeoutError:
+        return cutoff == stop_at and not task.done()
+    return False
 
 
 async def collect_adaptive(
@@ -388,6 +422,43 @@ async def collect_adaptive(
     return got, report
 
 
+def voice_reasons(got: Collected) -> str:
+    """One line per voice that gave no valid vote — its name and why, secrets scrubbed —
+    for an error that says what held the run."""
+    from ai_orchestration.tracing._redact import redact_text
+
+    lines = []
+    for vote in got.votes:
+        if not vote.valid:
+            reason = vote.error or "no answer"
+            reason = reason.removeprefix(f"voice {vote.voice!r}: ")
+            lines.append(f"\n  {vote.voice}: {redact_text(reason)}")
+    if got.cut_short:
+        lines += [f"\n  {v.voice}: answered" for v in got.votes if v.valid]
+        lines += [f"\n  {name}: no answer before the deadline" for name in got.not_awaited]
+    else:
+        lines += [f"\n  {name}: not awaited" for name in got.not_awaited]
+    return "".join(lines)
+
+
+def _partial_cutoff() -> float | None:
+    """When to stop collecting so the votes in can still be fused and recorded before the
+    innermost deadline: 10 % of the time left before it, at most 0.25 s, earlier."""
+    end = current_deadline()
+    if end is None:
+        return None
+    left = end - asyncio.get_running_loop().time()
+    return end - min(0.1 * left, 0.25)
+
+
+def _fuse_options(options: Mapping[str, Any], request: VoiceRequest) -> dict[str, Any]:
+    """The step's fusion options, told the request's options when it has them: the votes
+    are then matched to the options exactly and fused over all of them."""
+    if request.choices is None:
+        return dict(options)
+    return {"choices": request.choices, **options}
+
+
 def _waits_for_all(join: Any) -> bool:
     return type(join) not in (Quorum, FirstSuccess, Deadline)
 
@@ -398,6 +469,9 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
     spec: ConsensusSpec = step.spec
     request = to_request(inp, step.name)
     extra: dict[str, Any] = {}
+    options = dict(spec.options)
+    voice_timeout = options.pop("voice_timeout", None)
+    stop_at = _partial_cutoff() if options.pop("partial_on_timeout", False) else None
     if isinstance(spec.join, Adaptive):
         from ai_orchestration.consensus import BayesianFusion
         from ai_orchestration.consensus._fuse import reliability_map
@@ -408,7 +482,11 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
             rel = option
         got, extra["adaptive"] = await collect_adaptive(spec.voices, request, spec.join, rel)
     else:
-        got = await collect_votes(spec.voices, request, spec.join)
+        got = await collect_votes(
+            spec.voices, request, spec.join, voice_timeout=voice_timeout, stop_at=stop_at
+        )
+    if got.cut_short:
+        extra["partial"] = {"reason": "deadline", "not_awaited": got.not_awaited}
     if got.selection:
         extra["selection"] = got.selection
     if got.answered_by:
@@ -417,7 +495,13 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
     data = ConsensusSpanData(method=spec.method, votes=got.votes)  # serialised when exported
     cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, span)
     try:
-        result = fuse(got.votes, method=spec.method, **spec.options)
+        try:
+            result = fuse(got.votes, method=spec.method, **_fuse_options(options, request))
+        except ConsensusError as exc:
+            held = any(not v.valid for v in got.votes) or got.not_awaited
+            if type(exc) is not ConsensusError or not held:
+                raise
+            raise ConsensusError(f"{exc}:{voice_reasons(got)}") from exc
     except BaseException as exc:
         trace.end_span(cspan, SpanStatus.ERROR, exc)
         raise

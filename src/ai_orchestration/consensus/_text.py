@@ -27,6 +27,7 @@ __all__ = [
     "calibrate_threshold",
     "cluster",
     "compatible",
+    "echoes",
     "normalise",
 ]
 
@@ -228,6 +229,35 @@ def compatible(a: str, b: str) -> bool:
     if len(a.split()) == 1 == len(b.split()):
         return normalise(a) == normalise(b)  # two different single words are two answers
     return True
+
+
+def echoes(answer: Any, question: str) -> bool:
+    """True when ``answer`` only gives back the question: every word of it is a word of the
+    question ("Italy" to "What is the capital of Italy?"), or it is a number written with
+    the question's numbers ("77" or "78" to "What is 7 × 8?").
+
+    >>> echoes("Italy", "What is the capital of Italy?"), echoes("Rome", "Capital of Italy?")
+    (True, False)
+    >>> echoes("77", "What is 7 × 8?"), echoes("56", "What is 7 × 8?")
+    (True, False)
+    """
+    words = normalise(answer).split()
+    asked = normalise(question).split()
+    if not words:
+        return False
+    if set(words) <= set(asked):
+        return True
+    numbers = [w for w in asked if _NUMBER.fullmatch(w)]
+    return len(words) == 1 and bool(numbers) and _spelled_with(words[0], numbers)
+
+
+def _spelled_with(text: str, pieces: list[str]) -> bool:
+    """``text`` is a concatenation of ``pieces`` (each used any number of times)."""
+    ends = {0}
+    for i in range(len(text)):
+        if i in ends:
+            ends |= {i + len(p) for p in pieces if text.startswith(p, i)}
+    return len(text) in ends
 
 
 def _embeddings(texts: list[str], embed: Embed) -> np.ndarray[Any, np.dtype[np.float64]]:

@@ -33,7 +33,12 @@ from ai_orchestration.errors import (
     VoiceTimeoutError,
 )
 from ai_orchestration.voices import _llama
-from ai_orchestration.voices._llama import GEMMA_ALIASES, gemma_model_path
+from ai_orchestration.voices._llama import (
+    GEMMA_ALIASES,
+    SMOLLM2_ALIASES,
+    gemma_model_path,
+    smollm2_model_path,
+)
 from ai_orchestration.voices._structured import parse_json_output, softmax
 from ai_orchestration.voices._types import Usage, VoiceDelta, VoiceRequest, VoiceResponse
 
@@ -114,13 +119,14 @@ class LlamaCppVoice:
     ``n_threads`` applies when this voice is the first to load the model. Free-text requests
     are answered greedily (``temperature=0``) or sampled with ``seed``; ``request.settings``
     override the voice's defaults per call. Requests with ``choices`` get the option with the
-    highest log-likelihood after the prompt and a softmax ``distribution`` over the options;
-    ``scoring="mean"`` divides each option's log-likelihood by its token count (less bias
-    towards short options). ``response_schema`` constrains the output with a JSON-schema
-    grammar and fills ``parsed``. Only the last user message is asked; ``instructions``
-    replace the prompt header; ``tools`` are ignored (a base model cannot call them).
-    ``settings.timeout`` bounds the call, waiting for the shared model included
-    (``VoiceTimeoutError``). Usage is counted in tokens; cost is always 0.
+    highest score after the prompt and a softmax ``distribution`` over the scores divided by
+    ``option_temperature`` (fitted for the default voices: see ``defaults``).
+    ``scoring="sum"`` scores an option by its log-likelihood (biased towards short options),
+    ``"mean"`` by its log-likelihood per token. ``response_schema`` constrains the output
+    with a JSON-schema grammar and fills ``parsed``. Only the last user message is asked;
+    ``instructions`` replace the prompt header; ``tools`` are ignored (a base model cannot
+    call them). ``settings.timeout`` bounds the call, waiting for the
+    shared model included (``VoiceTimeoutError``). Usage is counted in tokens; cost is 0.
     """
 
     __slots__ = (
@@ -129,6 +135,7 @@ class LlamaCppVoice:
         "max_tokens",
         "n_ctx",
         "n_threads",
+        "option_temperature",
         "prompt",
         "scoring",
         "seed",
@@ -147,6 +154,7 @@ class LlamaCppVoice:
         max_tokens: int = 32,
         prompt: PromptStyle | str = QA_STYLE,
         scoring: Scoring = "sum",
+        option_temperature: float = 1.0,
     ) -> None:
         if isinstance(prompt, str):
             if prompt not in PROMPT_STYLES:
@@ -157,12 +165,15 @@ class LlamaCppVoice:
             prompt = PROMPT_STYLES[prompt]
         if scoring not in ("sum", "mean"):
             raise ConfigError(f"unknown scoring {scoring!r}; use 'sum' or 'mean'", field="scoring")
+        if not option_temperature > 0:
+            raise ConfigError("option_temperature must be > 0", field="option_temperature")
         if n_ctx < 64 or max_tokens < 1:
             raise ConfigError("n_ctx must be >= 64 and max_tokens >= 1", field="n_ctx")
         self._model_path = model_path
         self.n_ctx, self.n_threads = n_ctx, n_threads
         self.temperature, self.seed, self.max_tokens = temperature, seed, max_tokens
         self.prompt, self.scoring = prompt, scoring
+        self.option_temperature = option_temperature
         self._name = name or f"local:{self.model}"
 
     @property
@@ -174,6 +185,8 @@ class LlamaCppVoice:
         """The model's name: the GGUF file name without its extension."""
         if self._model_path is None or self._model_path in GEMMA_ALIASES:
             return "gemma-3-270m-q4_k_m"
+        if self._model_path in SMOLLM2_ALIASES:
+            return "smollm2-135m-instruct-q4_1"
         return Path(self._model_path).stem
 
     @property
@@ -181,10 +194,18 @@ class LlamaCppVoice:
         """The GGUF file (assembling the packaged Gemma file on first use)."""
         if self._model_path is None or self._model_path in GEMMA_ALIASES:
             return gemma_model_path()
+        if self._model_path in SMOLLM2_ALIASES:
+            return smollm2_model_path()
         return self._model_path
 
     def __repr__(self) -> str:
         return f"LlamaCppVoice({self._name!r}, model={self.model!r})"
+
+    @property
+    def context_tokens(self) -> int:
+        """Input tokens (question and longest option) this voice can take: the context less
+        the answer's tokens and the prompt's fixed part (~3 characters a token)."""
+        return self.n_ctx - self.max_tokens - len(self.prompt.prefix()) // 3
 
     def load(self) -> float:
         """Load (or find in the process cache) the model; returns its load time in seconds."""
@@ -204,7 +225,7 @@ class LlamaCppVoice:
         scores = scored.logprobs
         if self.scoring == "mean":
             scores = tuple(s / n for s, n in zip(scores, scored.lengths, strict=True))
-        probs = softmax(scores)
+        probs = softmax([s / self.option_temperature for s in scores])
         best = max(range(len(options)), key=probs.__getitem__)
         return VoiceResponse(
             text=options[best],
@@ -214,7 +235,10 @@ class LlamaCppVoice:
             latency_s=time.perf_counter() - started,
             distribution=dict(zip(options, probs, strict=True)),
             confidence=probs[best],
-            raw={"logprobs": dict(zip(options, scored.logprobs, strict=True))},
+            raw={
+                "logprobs": dict(zip(options, scored.logprobs, strict=True)),
+                "lengths": dict(zip(options, scored.lengths, strict=True)),
+            },
         )
 
     async def _generate(self, request: VoiceRequest, started: float) -> VoiceResponse:
@@ -295,9 +319,7 @@ class LlamaCppVoice:
 
         def work() -> _T:
             model = _llama.get_model(self.model_path, self.n_ctx, self.n_threads)
-            with model.lock:
-                if cancel.is_set():  # the caller gave up while we waited for the lock
-                    raise asyncio.CancelledError
+            with model.lock, _llama.job(model, cancel):
                 return fn(model, _llama.tokenize_prompt(model, prefix, text), *args, cancel)
 
         timeout = request.settings.timeout
@@ -305,10 +327,10 @@ class LlamaCppVoice:
             async with asyncio.timeout(timeout):
                 return await asyncio.to_thread(work)
         except TimeoutError as exc:
-            cancel.set()
+            _llama.abort(cancel)  # the thread stops within a graph node, not a whole decode
             raise VoiceTimeoutError(f"no answer within {timeout}s", voice=self._name) from exc
         except asyncio.CancelledError:
-            cancel.set()
+            _llama.abort(cancel)
             raise
         except AiOrchestrationError:
             raise
