@@ -34,6 +34,21 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def merge_result(name: str, writer: str, data: dict[str, Any]) -> Path:
+    """Add ``data``'s keys to ``benchmarks/results/<name>.json`` and keep the keys other
+    benchmarks wrote there (read, merge, write): several benchmarks share one file.
+    ``_meta`` holds one machine description per ``writer``."""
+    path = RESULTS / f"{name}.json"
+    old: dict[str, Any] = orjson.loads(path.read_bytes()) if path.exists() else {}
+    metas = old.pop("_meta", {})
+    if not isinstance(metas, dict) or "commit" in metas:  # a file written by write_result
+        metas = {}
+    written = orjson.loads(write_result(name, {**old, **data}).read_bytes())
+    written["_meta"] = {**metas, writer: written["_meta"]}
+    path.write_bytes(orjson.dumps(written, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    return path
+
+
 def _commit() -> str:
     """The commit measured, with ``-dirty`` when the working tree had changes."""
     root = Path(__file__).parent.parent

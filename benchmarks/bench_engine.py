@@ -36,6 +36,7 @@ RUNS = {
 }
 HANDOFF_RUNS, HOPS_PER_RUN = 11, 1_000  # first run is warm-up: 10,000 measured handoffs
 CONTEXT_MESSAGES, MESSAGE_CHARS = 50, 720  # 50 × 720 chars ≈ 36 KB of content
+GROWTH_HOPS, GROWTH_WINDOW = 5_000, 500  # unfiltered run: first vs last 500 hops
 FANOUT, FANOUT_SLEEP, FANOUT_REPS = 1_000, 0.05, 5
 IMPORT_REPS = 7
 
@@ -175,7 +176,14 @@ async def bench_chain(audit_dir: Path) -> dict[str, Any]:
 # --- (b) handoff latency --------------------------------------------------------------------------
 
 
-async def bench_handoff(audit_dir: Path) -> list[float]:
+async def bench_handoff(
+    audit_dir: Path, *, runs: int = HANDOFF_RUNS, hops: int = HOPS_PER_RUN, keep: int | None = None
+) -> list[float]:
+    """Per-hop latencies of a two-agent team over ``runs`` runs (the first is warm-up).
+
+    Every hop carries a real message body (``MESSAGE_CHARS``) besides the handoff tool call;
+    ``keep`` bounds the context with a ``keep_last`` filter, ``None`` lets it grow every hop.
+    """
     from ai_orchestration.agents import Agent, Handoff, Team
     from ai_orchestration.context import Context, Message, ToolCall, keep_last
     from ai_orchestration.testing import FunctionVoice
@@ -185,22 +193,24 @@ async def bench_handoff(audit_dir: Path) -> list[float]:
 
     stamps: list[int] = []
     clock = time.perf_counter_ns
+    body = "y" * MESSAGE_CHARS
 
     def responder(other: str) -> Callable[[VoiceRequest], VoiceResponse]:
-        handoff = VoiceResponse(text="", tool_calls=(ToolCall("h", f"transfer_to_{other}"),))
+        handoff = VoiceResponse(text=body, tool_calls=(ToolCall("h", f"transfer_to_{other}"),))
         final = VoiceResponse(text="done")
 
         def respond(request: VoiceRequest) -> VoiceResponse:
             stamps.append(clock())
-            return handoff if len(stamps) <= HOPS_PER_RUN else final
+            return handoff if len(stamps) <= hops else final
 
         return respond
 
     def agent(name: str, other: str) -> Agent:
         voice = FunctionVoice(f"voice-{name}", responder(other))
-        return Agent(name, voice, handoffs=(Handoff(other, (keep_last(CONTEXT_MESSAGES),)),))
+        filters = () if keep is None else (keep_last(keep),)
+        return Agent(name, voice, handoffs=(Handoff(other, filters),))
 
-    team = Team([agent("a", "b"), agent("b", "a")], start="a", max_hops=HOPS_PER_RUN)
+    team = Team([agent("a", "b"), agent("b", "a")], start="a", max_hops=hops)
     wf = WorkflowBuilder("handoffs").add(team.as_step("team")).build()
     history = Context(
         Message("user" if i % 2 == 0 else "assistant", f"{i:04d} " + "x" * (MESSAGE_CHARS - 5))
@@ -209,11 +219,12 @@ async def bench_handoff(audit_dir: Path) -> list[float]:
     assert sum(len(m.content) for m in history.messages) == CONTEXT_MESSAGES * MESSAGE_CHARS
     audit = JsonlAuditProcessor(audit_dir)
     latencies: list[float] = []
-    for run in range(HANDOFF_RUNS):
+    for run in range(runs):
         stamps.clear()
         gc.collect()
         result = await wf.run(history, processors=[audit])
-        assert result.output.hops == HOPS_PER_RUN and len(stamps) == HOPS_PER_RUN + 1
+        assert result.output.hops == hops and len(stamps) == hops + 1
+        assert all(m.content for m in result.output.context.messages)  # real bodies, every hop
         audit.flush()  # between runs, so one run's write-behind never overlaps the next
         if run:  # run 0 is the warm-up
             latencies += [(b - a) / 1e3 for a, b in itertools.pairwise(stamps)]
@@ -339,14 +350,15 @@ def _import_breakdown(env: dict[str, str], top: int = 8) -> dict[str, float]:
 
 async def _bench_all(tmp: Path) -> tuple[Any, ...]:
     chain = await bench_chain(tmp / "chain")
-    handoffs = await bench_handoff(tmp / "handoff")
+    handoffs = await bench_handoff(tmp / "handoff", keep=CONTEXT_MESSAGES)
+    growing = await bench_handoff(tmp / "growing", runs=2, hops=GROWTH_HOPS)
     fanout = await bench_fanout()
-    return chain, handoffs, fanout
+    return chain, handoffs, growing, fanout
 
 
 def main() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
-        chain, handoffs, fanout = asyncio.run(_bench_all(Path(tmp)))
+        chain, handoffs, growing, fanout = asyncio.run(_bench_all(Path(tmp)))
     imports = bench_import()
 
     med = {name: summary(v) for name, v in chain.items()}
@@ -366,6 +378,9 @@ def main() -> dict[str, Any]:
         "handoff_p999_us": percentile(handoffs, 0.999),
         "handoff_max_us": max(handoffs),
         "handoffs_measured": len(handoffs),
+        # No filter: the context grows by two messages a hop; the cost of a hop must not.
+        "handoff_growing_first_p50_us": percentile(growing[:GROWTH_WINDOW], 0.50),
+        "handoff_growing_last_p50_us": percentile(growing[-GROWTH_WINDOW:], 0.50),
         "fanout_1000x50ms_ms": fan["consensus"][0],
         "fanout_parallel_steps_ms": fan["parallel_steps"][0],
         "fanout_asyncio_ms": fan["asyncio"][0],
@@ -408,6 +423,11 @@ def _print(r: dict[str, Any], med: dict[str, tuple[float, float]], fan: Any) -> 
         f"filter, traced ({r['handoffs_measured']} handoffs)",
         ["p50 µs", "p99 µs", "p99.9 µs", "max µs"],
         [[r["handoff_p50_us"], r["handoff_p99_us"], r["handoff_p999_us"], r["handoff_max_us"]]],
+    )
+    print_table(
+        f"Handoff latency, no filter, context growing every hop ({GROWTH_HOPS} hops, traced)",
+        [f"p50 µs, first {GROWTH_WINDOW} hops", f"p50 µs, last {GROWTH_WINDOW} hops"],
+        [[r["handoff_growing_first_p50_us"], r["handoff_growing_last_p50_us"]]],
     )
     print_table(
         f"Fan-out: {FANOUT} voices × {FANOUT_SLEEP * 1e3:.0f} ms, joined with All (wall ms)",

@@ -22,7 +22,8 @@ def test_toml_file_loads(tmp_path: Path) -> None:
         tmp_path,
         "c.toml",
         '[consensus]\nmethod = "weighted"\nvotes = "quorum:2"\n\n'
-        '[[voices]]\nspec = "openai:gpt-4o-mini"\nname = "gpt"\n',
+        '[[voices]]\nspec = "openai:gpt-4o-mini"\nname = "gpt"\n'
+        '[[voices]]\nspec = "anthropic:claude-sonnet-4"\n',  # quorum:2 needs two voices
     )
     cfg = load_config(path)
     assert cfg.consensus.method == "weighted"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
+import tracemalloc
 
 import pytest
 from hypothesis import given
@@ -220,3 +222,93 @@ def test_keep_last_property(messages: list[Message], n: int) -> None:
     else:
         head = [m for m in messages[: len(messages) - n] if m.role == "system"]
         assert out == head + messages[len(messages) - n :]
+
+
+# --- O(1) turns, branching, pickling -------------------------------------------------------------
+
+
+def _turn_allocation(ctx: Context) -> int:
+    """Bytes allocated by one agent turn's context work: view, last user message, append."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        view = ctx.history
+        assert view.last_user is not None
+        nxt = ctx.extend(Message("assistant", "a"))
+        assert nxt.last_user is ctx.last_user
+        allocated = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return allocated
+
+
+def test_a_turn_costs_the_same_at_any_history_length() -> None:
+    short = Context(msgs("user:q")).extend(*msgs("assistant:a"))
+    long = Context(msgs("user:q"))
+    for i in range(20_000):  # a long conversation built turn by turn, as agents do
+        long = long.extend(Message("assistant", f"a{i}"))
+    # Materialising 20,000 messages would allocate >= 160 KB; a turn is a few small objects.
+    assert _turn_allocation(long) < 2_000
+    assert _turn_allocation(short) < 2_000
+    assert long.last_user == Message("user", "q") and len(long) == 20_001
+
+
+def test_history_is_a_read_only_sequence_equal_to_the_messages() -> None:
+    ctx = Context(msgs("user:a", "assistant:b")).extend(*msgs("user:c"))
+    view = ctx.history
+    assert view == ctx.messages and view == list(ctx.messages)
+    assert (view[0].content, view[-1].content, len(view)) == ("a", "c", 3)
+    assert view[1:] == ctx.messages[1:] and isinstance(view[1:], tuple)
+    with pytest.raises(IndexError):
+        view[3]
+    assert ctx.last_user == Message("user", "c")
+    assert Context(msgs("assistant:x")).last_user is None
+
+
+def test_a_branch_from_an_older_context_does_not_see_later_appends() -> None:
+    base = Context(msgs("user:q"))
+    tip = base.extend(*msgs("assistant:1")).extend(*msgs("assistant:2"))
+    branch = base.extend(*msgs("assistant:other"))  # base is no longer the tip
+    tip2 = tip.extend(*msgs("user:3"))
+    assert texts(branch) == ["user:q", "assistant:other"]
+    assert texts(tip2) == ["user:q", "assistant:1", "assistant:2", "user:3"]
+    assert texts(tip) == ["user:q", "assistant:1", "assistant:2"]
+    assert tip2.since(base) == tuple(msgs("assistant:1", "assistant:2", "user:3"))
+    assert branch.messages[0] is tip2.messages[0]  # the prefix is shared, not copied
+
+
+def test_context_pickles_with_its_messages_artifacts_and_metadata() -> None:
+    ctx = (
+        Context(msgs("user:q"), artifacts={"doc": [1, 2]}, metadata={"lang": "en"})
+        .extend(Message("assistant", "a", "bot", (ToolCall("t", "f"),)))
+        .with_artifacts(plan="p")
+    )
+    back = pickle.loads(pickle.dumps(ctx))
+    assert back.to_dict() == ctx.to_dict()
+    assert back.last_user == Message("user", "q") and len(back) == 2
+
+
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=30), st.lists(message, max_size=3))))
+def test_any_tree_of_extends_keeps_each_lineage(ops: list[tuple[int, list[Message]]]) -> None:
+    contexts: list[tuple[Context, list[Message]]] = [(Context(), [])]
+    for parent_index, new in ops:
+        parent, expected = contexts[parent_index % len(contexts)]
+        contexts.append((parent.extend(*new), expected + new))
+    for ctx, expected in contexts:
+        assert list(ctx.history) == expected and list(ctx.messages) == expected
+        users = [m for m in expected if m.role == "user"]
+        assert ctx.last_user == (users[-1] if users else None)
+
+
+@given(
+    st.lists(st.lists(message, max_size=300), max_size=4),
+    st.integers(min_value=-700, max_value=700),
+    st.integers(min_value=-700, max_value=700),
+)
+def test_history_slices_match_tuple_slices(chunks: list[list[Message]], a: int, b: int) -> None:
+    ctx = Context()
+    for chunk in chunks:  # chunks of up to 300 messages cross the in-place append limit
+        ctx = ctx.extend(*chunk)
+    flat = tuple(m for chunk in chunks for m in chunk)
+    assert ctx.history[a:b] == flat[a:b] and ctx.history[a:] == flat[a:]
+    assert ctx.history[::2] == flat[::2]

@@ -137,7 +137,10 @@ def test_process_from_inside_a_running_loop_uses_the_bridge(tmp_path: Path) -> N
     async def caller() -> str:
         return str(system.process("q").answer)  # sync facade called from async code
 
-    assert asyncio.run(caller()) == "x"
+    with pytest.warns(RuntimeWarning, match=r"blocks the running event loop.*aprocess") as seen:
+        assert asyncio.run(caller()) == "x"
+        assert asyncio.run(caller()) == "x"
+    assert len(seen) == 1  # warned once, pointing to aprocess
     system.close()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -427,3 +429,19 @@ def test_every_secret_key_is_caught_by_the_fast_check() -> None:
     for key in SECRET_KEYS:
         assert may_hold_secrets(orjson.dumps({key.upper(): "v"}))
     assert not may_hold_secrets(b'{"name":"step","status":"ok","output":42}')
+
+
+def test_span_ids_are_unique_across_processes_and_restarts() -> None:
+    code = (
+        "from ai_orchestration.tracing._spans import Span, SpanKind, SpanData\n"
+        "print(' '.join(str(Span('r', SpanKind.STEP, 's', SpanData(), None).span_id)"
+        " for _ in range(200)))\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        for _ in range(2)
+    ]
+    first, second = ({int(x) for x in r.stdout.split()} for r in runs)
+    # A per-process counter restarts at 1: both processes would hand out the same 200 ids.
+    assert len(first) == len(second) == 200 and not first & second
+    assert all(0 < i < 2**63 for i in first | second)

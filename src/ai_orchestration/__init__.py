@@ -15,65 +15,32 @@ from typing import TYPE_CHECKING
 
 from ai_orchestration._engine import RunResult
 from ai_orchestration._lazy import lazy_exports
-from ai_orchestration._runtime import Budget, call_voice
-from ai_orchestration.agents import Agent, Handoff, Team, TeamResult
+from ai_orchestration._runtime import Budget
+from ai_orchestration.agents import Agent, Handoff, Team
 from ai_orchestration.consensus import Consensus, Vote
-from ai_orchestration.context import (
-    Context,
-    Message,
-    ToolCall,
-    drop_tool_messages,
-    keep_last,
-    redact,
-)
+from ai_orchestration.context import Context, Message, ToolCall, keep_last
 from ai_orchestration.errors import (
     AiOrchestrationError,
-    AuthenticationError,
-    BadRequestError,
     BudgetExceededError,
-    CassetteMissError,
     CircuitOpenError,
     ConfigError,
     ConsensusError,
     DeadlineExceededError,
     InputError,
-    JoinError,
-    LoopLimitError,
-    MalformedResponseError,
-    NetworkBlockedError,
-    NoConsensusError,
     ProviderUnavailableError,
     RateLimitedError,
     RunError,
     SerializationError,
     StepError,
     StoreError,
-    UnknownVoiceError,
     UserError,
     VoiceError,
     VoiceTimeoutError,
     WorkflowError,
 )
 from ai_orchestration.orchestrator import AiOrchestration, Result
-from ai_orchestration.voices import (
-    StreamingVoice,
-    ToolSpec,
-    Usage,
-    Voice,
-    VoiceDelta,
-    VoiceRequest,
-    VoiceResponse,
-    VoiceSettings,
-)
-from ai_orchestration.workflow import (
-    All,
-    Deadline,
-    FirstSuccess,
-    JoinPolicy,
-    Quorum,
-    Workflow,
-    WorkflowBuilder,
-)
+from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
+from ai_orchestration.workflow import All, Deadline, FirstSuccess, Quorum, Workflow, WorkflowBuilder
 
 if TYPE_CHECKING:
     from ai_orchestration.consensus import fuse
@@ -83,17 +50,16 @@ __version__ = "0.1.0"
 # ``fuse`` pulls in numpy: it loads on first use.
 __getattr__ = lazy_exports(__name__, {"fuse": "ai_orchestration.consensus._fuse"})
 
-
+# What a user types in the first hour. Everything else lives in its sub-package: every error in
+# ``ai_orchestration.errors``, voice types in ``.voices``, filters in ``.context``, the codec in
+# ``.engine``, processors in ``.tracing``, fakes in ``.testing``.
 __all__ = [
     "Agent",
     "AiOrchestration",
     "AiOrchestrationError",
     "All",
-    "AuthenticationError",
-    "BadRequestError",
     "Budget",
     "BudgetExceededError",
-    "CassetteMissError",
     "CircuitOpenError",
     "ConfigError",
     "Consensus",
@@ -104,13 +70,7 @@ __all__ = [
     "FirstSuccess",
     "Handoff",
     "InputError",
-    "JoinError",
-    "JoinPolicy",
-    "LoopLimitError",
-    "MalformedResponseError",
     "Message",
-    "NetworkBlockedError",
-    "NoConsensusError",
     "ProviderUnavailableError",
     "Quorum",
     "RateLimitedError",
@@ -120,29 +80,20 @@ __all__ = [
     "SerializationError",
     "StepError",
     "StoreError",
-    "StreamingVoice",
     "Team",
-    "TeamResult",
     "ToolCall",
-    "ToolSpec",
-    "UnknownVoiceError",
     "Usage",
     "UserError",
     "Voice",
-    "VoiceDelta",
     "VoiceError",
     "VoiceRequest",
     "VoiceResponse",
-    "VoiceSettings",
     "VoiceTimeoutError",
     "Vote",
     "Workflow",
     "WorkflowBuilder",
     "WorkflowError",
     "__version__",
-    "call_voice",
-    "drop_tool_messages",
     "fuse",
     "keep_last",
-    "redact",
 ]

@@ -12,12 +12,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ai_orchestration._policy import apply_step_policies
 from ai_orchestration._runtime import Budget, RunState, _scope, deadline_at
 from ai_orchestration._steps import RouteOutcome, run_step_body
+from ai_orchestration.engine._context import StepContext, check_completed
+from ai_orchestration.engine._join import Decision, JoinState, Outcome
 from ai_orchestration.errors import (
     AiOrchestrationError,
     BudgetExceededError,
@@ -37,7 +39,6 @@ from ai_orchestration.tracing import (
 )
 from ai_orchestration.voices import Usage
 from ai_orchestration.workflow import (
-    All,
     Deadline,
     FirstSuccess,
     Quorum,
@@ -49,6 +50,7 @@ from ai_orchestration.workflow import (
 __all__ = ["RunResult", "execute", "new_run_id", "run_workflow"]
 
 PENDING, RUNNING, OK, FAILED, SKIPPED, CANCELLED = range(6)
+_OUTCOMES = {OK: Outcome.OK, FAILED: Outcome.FAILED, SKIPPED: Outcome.SKIPPED}
 
 
 def new_run_id() -> str:
@@ -67,6 +69,9 @@ class RunResult:
     voice_usage: Mapping[str, Usage]
     outputs: Mapping[str, Any]
     duration_s: float
+    # Every finished execution at any depth, by step path ("review/check", "fanout[3]"):
+    # what ``Workflow.run(completed=...)`` takes back to resume.
+    step_outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Execution:
@@ -77,9 +82,9 @@ class _Execution:
         "errors",
         "failure",
         "input",
-        "nfail",
-        "nskip",
+        "joins",
         "parent",
+        "prefix",
         "results",
         "state",
         "status",
@@ -90,8 +95,11 @@ class _Execution:
         "wf",
     )
 
-    def __init__(self, wf: Workflow, inp: Any, state: RunState, parent: Span) -> None:
+    def __init__(
+        self, wf: Workflow, inp: Any, state: RunState, parent: Span, prefix: str = ""
+    ) -> None:
         self.wf = wf
+        self.prefix = prefix  # this execution's steps' paths start with it ("outer/")
         self.input = inp
         self.state = state
         self.trace = state.trace
@@ -100,8 +108,7 @@ class _Execution:
         self.results: dict[str, Any] = {}
         self.errors: dict[str, BaseException] = {}
         self.arrived: dict[str, list[str]] = {n: [] for n in wf.by_name}
-        self.nfail = dict.fromkeys(wf.by_name, 0)
-        self.nskip = dict.fromkeys(wf.by_name, 0)
+        self.joins: dict[str, JoinState] = {}  # made when a step's first input resolves
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.failure: BaseException | None = None
@@ -109,15 +116,15 @@ class _Execution:
 
     # --- starting ---------------------------------------------------------------------------
 
-    def start(self, completed: Mapping[str, Any] | None) -> None:
+    def start(self) -> None:
         ready: list[tuple[str, Any]] = []
-        if completed:
-            for name, value in completed.items():
-                if name not in self.wf.by_name:
-                    raise StepError(f"cannot resume: unknown step {name!r}", step=name)
+        done, prefix = self.state.completed, self.prefix
+        if done:  # resume: steps (at this depth) that finished in an earlier attempt
+            finished = [n for n in self.wf.by_name if prefix + n in done]
+            for name in finished:
                 self.status[name] = OK
-                self.results[name] = value
-            for name in completed:
+                self.results[name] = done[prefix + name]
+            for name in finished:
                 for c in self.wf.consumers[name]:
                     self._dep_resolved(c, name, OK, ready)
         for name in self.wf.roots:
@@ -161,7 +168,10 @@ class _Execution:
 
     async def _run_step(self, step: Step, inp: Any) -> Any:
         trace, state = self.trace, self.state
-        span = trace.start_span(SpanKind.STEP, step.name, StepSpanData(step.kind, inp), self.parent)
+        path = self.prefix + step.name
+        data = StepSpanData(step.kind, inp, path=path)
+        span = trace.start_span(SpanKind.STEP, step.name, data, self.parent)
+        ctx = StepContext(state, path, span, _sub_run)
         token = _scope.set((state, span))
         end = None if step.timeout is None else asyncio.get_running_loop().time() + step.timeout
         timeout_cm = None if end is None else asyncio.timeout_at(end)
@@ -171,11 +181,11 @@ class _Execution:
             elif step.policies:
 
                 def call() -> Any:
-                    return run_step_body(self, step, inp, span)
+                    return run_step_body(ctx, step, inp)
 
                 coro = apply_step_policies(call, step.policies, step.name)()
             else:
-                coro = run_step_body(self, step, inp, span)
+                coro = run_step_body(ctx, step, inp)
             if end is None or timeout_cm is None:
                 value = await coro
             else:  # one end: the step's timeout and the deadline nested policies see
@@ -202,6 +212,7 @@ class _Execution:
     def _on_ok(self, name: str, value: Any) -> tuple[str | None, Any]:
         self.status[name] = OK
         self.results[name] = value  # the one place a step's output is recorded
+        self.state.outputs[self.prefix + name] = value
         ready: list[tuple[str, Any]] = []
         for c in self.wf.consumers[name]:
             self._dep_resolved(c, name, OK, ready)
@@ -250,39 +261,18 @@ class _Execution:
                 return
         if outcome == OK:
             self.arrived[c].append(dep)
-        elif outcome == FAILED:
-            self.nfail[c] += 1
-        else:
-            self.nskip[c] += 1
-        self._decide(step, ready)
+        join = self.joins.get(c)
+        if join is None:
+            join = self.joins[c] = JoinState(step.join, len(step.after))
+        self._act(step, join.record(_OUTCOMES[outcome]), ready)
 
-    def _decide(self, step: Step, ready: list[tuple[str, Any]]) -> None:
-        c, join, n = step.name, step.join, len(step.after)
-        ok, nfail, nskip = len(self.arrived[c]), self.nfail[c], self.nskip[c]
-        pending = n - ok - nfail - nskip
-        if nskip == n:
-            ready.extend(self._on_skip(c, "every dependency was skipped"))
-            return
-        if type(join) is All:
-            if nfail:
-                self._join_failed(step, ready, None)
-            elif pending == 0:
-                self._ready(step, ready)
-        elif type(join) is FirstSuccess:
-            if ok:
-                self._ready(step, ready)
-            elif pending == 0:
-                self._join_failed(step, ready, "no dependency succeeded")
-        elif type(join) is Quorum:
-            if ok >= join.k:
-                self._ready(step, ready)
-            elif ok + pending < join.k:
-                self._join_failed(step, ready, f"quorum of {join.k} unreachable ({ok} ok)")
-        elif type(join) is Deadline and pending == 0:
-            if ok >= join.min_results:
-                self._ready(step, ready)
-            else:
-                self._join_failed(step, ready, f"{ok} of {join.min_results} needed arrived")
+    def _act(self, step: Step, decision: Decision, ready: list[tuple[str, Any]]) -> None:
+        if decision is Decision.READY:
+            self._ready(step, ready)
+        elif decision is Decision.FAILED:
+            self._join_failed(step, ready, self.joins[step.name].reason)
+        elif decision is Decision.SKIP:
+            ready.extend(self._on_skip(step.name, "every dependency was skipped"))
 
     def _step_input(self, step: Step) -> Any:
         deps = step.after
@@ -343,14 +333,11 @@ class _Execution:
         if self.status[name] != PENDING or self.failure is not None:
             return
         step = self.wf.by_name[name]
-        join = step.join
-        assert isinstance(join, Deadline)
+        join = self.joins.get(name)
+        if join is None:  # nothing arrived yet
+            join = self.joins[name] = JoinState(step.join, len(step.after))
         ready: list[tuple[str, Any]] = []
-        if len(self.arrived[name]) >= join.min_results:
-            self._ready(step, ready)
-        else:
-            got = len(self.arrived[name])
-            self._join_failed(step, ready, f"deadline {join.seconds}s passed with {got} result(s)")
+        self._act(step, join.deadline_passed(), ready)
         for n, inp in ready:
             self._spawn(n, inp)
 
@@ -406,17 +393,15 @@ async def execute(
     state: RunState,
     parent: Span,
     *,
-    completed: Mapping[str, Any] | None = None,
+    prefix: str = "",
 ) -> tuple[Any, dict[str, Any]]:
-    """Run ``wf`` inside an existing run (used for runs and sub-workflows)."""
-    unknown = [n for n in completed or () if n not in wf.by_name]
-    if unknown:  # checked before the task group, which would wrap it in an ExceptionGroup
-        raise StepError(f"cannot resume: unknown step {unknown[0]!r}", step=unknown[0])
-    ex = _Execution(wf, inp, state, parent)
+    """Run ``wf`` inside an existing run (used for runs and sub-workflows, whose steps'
+    paths start with ``prefix``)."""
+    ex = _Execution(wf, inp, state, parent, prefix)
     try:
         async with asyncio.TaskGroup() as tg:
             ex.tg = tg
-            ex.start(completed)
+            ex.start()
     finally:
         for timer in ex.timers.values():
             timer.cancel()
@@ -426,6 +411,11 @@ async def execute(
             ex.failure.partial = dict(ex.results)
         raise ex.failure
     return ex.output(), ex.results
+
+
+async def _sub_run(wf: Workflow, inp: Any, ctx: StepContext) -> Any:
+    output, _ = await execute(wf, inp, ctx.state, ctx.span, prefix=ctx.path + "/")
+    return output
 
 
 async def run_workflow(
@@ -443,7 +433,9 @@ async def run_workflow(
     """Run ``wf`` once as a new run with its own trace; see ``Workflow.run``."""
     run_id = run_id or new_run_id()
     trace = Trace(run_id, wf.name, processors) if tracing else NoopTrace(run_id, wf.name)
-    state = RunState(run_id, trace, budget)
+    if completed:  # checked before any span or task: a bad key is the caller's error
+        check_completed(completed, wf.by_name)
+    state = RunState(run_id, trace, budget, completed)
     root = trace.start_span(SpanKind.RUN, wf.name, RunSpanData(wf.name, input=inp))
     for key, value in (attributes or {}).items():
         root.set(key, value)
@@ -451,12 +443,12 @@ async def run_workflow(
     token = _scope.set((state, root))
     try:
         if timeout is None:
-            output, outputs = await execute(wf, inp, state, root, completed=completed)
+            output, outputs = await execute(wf, inp, state, root)
         else:
             try:
                 with deadline_at(asyncio.get_running_loop().time() + timeout):
                     async with asyncio.timeout(timeout):
-                        output, outputs = await execute(wf, inp, state, root, completed=completed)
+                        output, outputs = await execute(wf, inp, state, root)
             except TimeoutError as exc:
                 raise DeadlineExceededError(
                     f"run {run_id} of workflow {wf.name!r} timed out after {timeout}s",
@@ -487,5 +479,6 @@ async def run_workflow(
         usage=state.usage,
         voice_usage=state.voice_usage,
         outputs=outputs,
+        step_outputs=state.outputs,
         duration_s=time.perf_counter() - started,
     )

@@ -12,17 +12,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ai_orchestration._runtime import _scope, call_voice
+from ai_orchestration._limits import over_context
+from ai_orchestration._runtime import _scope, call_voice, current_deadline
 from ai_orchestration.consensus import Consensus, Vote
 from ai_orchestration.context import Context
+from ai_orchestration.engine._join import Decision, JoinState, Outcome
 from ai_orchestration.errors import (
     AiOrchestrationError,
     BudgetExceededError,
+    ConsensusError,
     InputError,
     LoopLimitError,
     StepError,
 )
-from ai_orchestration.tracing import ConsensusSpanData, Span, SpanKind, SpanStatus, StepSpanData
+from ai_orchestration.tracing import ConsensusSpanData, SpanKind, SpanStatus, StepSpanData
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
 from ai_orchestration.workflow import (
     Adaptive,
@@ -39,8 +42,8 @@ from ai_orchestration.workflow import (
 )
 
 if TYPE_CHECKING:
-    from ai_orchestration._engine import _Execution
     from ai_orchestration.consensus import ConfusionModel
+    from ai_orchestration.engine._context import StepContext
 
 __all__ = [
     "ABSTAINED",
@@ -50,6 +53,7 @@ __all__ = [
     "picks_among_answers",
     "run_step_body",
     "to_request",
+    "voice_reasons",
 ]
 
 
@@ -87,7 +91,7 @@ def to_request(value: Any, step: str) -> VoiceRequest:
     )
 
 
-async def run_step_body(ex: _Execution, step: Step, inp: Any, span: Span) -> Any:
+async def run_step_body(ctx: StepContext, step: Step, inp: Any) -> Any:
     """Run one step's body (without timeout/policies, which the engine applies)."""
     match step.kind:
         case StepKind.CALL:
@@ -95,15 +99,15 @@ async def run_step_body(ex: _Execution, step: Step, inp: Any, span: Span) -> Any
         case StepKind.VOICE:
             return await call_voice(step.spec, to_request(inp, step.name))
         case StepKind.CONSENSUS:
-            return await _run_consensus(ex, step, inp, span)
+            return await _run_consensus(ctx, step, inp)
         case StepKind.ROUTE:
             return _run_route(step, inp)
         case StepKind.MAP:
-            return await _run_map(ex, step, inp, span)
+            return await _run_map(ctx, step, inp)
         case StepKind.LOOP:
-            return await _run_loop(ex, step, inp, span)
+            return await _run_loop(ctx, step, inp)
         case StepKind.WORKFLOW:
-            return await _run_sub(ex, step.spec, inp, span)
+            return await ctx.run(step.spec, inp)
         case StepKind.AGENTS:
             return await step.spec.run(inp)
     raise AssertionError(f"unhandled step kind {step.kind}")  # pragma: no cover
@@ -115,26 +119,20 @@ def _run_route(step: Step, inp: Any) -> RouteOutcome:
     return RouteOutcome(labels, inp)
 
 
-async def _run_sub(ex: _Execution, wf: Workflow, inp: Any, span: Span) -> Any:
-    from ai_orchestration._engine import execute
-
-    output, _ = await execute(wf, inp, ex.state, span)
-    return output
-
-
-async def _call_unit(ex: _Execution, fn: Any, inp: Any, span: Span) -> Any:
-    if isinstance(fn, Workflow):
-        return await _run_sub(ex, fn, inp, span)
-    return await fn(inp)
-
-
-async def _child(ex: _Execution, name: str, kind: str, fn: Any, inp: Any, parent: Span) -> Any:
-    """Run one map item / loop iteration in its own child span."""
-    trace = ex.trace
-    span = trace.start_span(SpanKind.STEP, name, StepSpanData(kind, inp), parent)
-    token = _scope.set((ex.state, span))
+async def _child(ctx: StepContext, segment: str, kind: str, fn: Any, inp: Any) -> Any:
+    """Run one map item (``segment`` ``"[3]"``) / loop iteration (``"#2"``) in its own child
+    span, or take its output from an earlier attempt when the run is being resumed."""
+    path = ctx.path + segment
+    done, value = ctx.completed(path)
+    if done:
+        return value
+    trace = ctx.state.trace
+    name = path.rsplit("/", 1)[-1]
+    span = trace.start_span(SpanKind.STEP, name, StepSpanData(kind, inp, path=path), ctx.span)
+    token = _scope.set((ctx.state, span))
     try:
-        value = await _call_unit(ex, fn, inp, span)
+        inner = ctx.child(segment, span)
+        value = await (inner.run(fn, inp) if isinstance(fn, Workflow) else fn(inp))
     except asyncio.CancelledError as exc:
         trace.end_span(span, SpanStatus.CANCELLED, exc)
         raise
@@ -145,6 +143,7 @@ async def _child(ex: _Execution, name: str, kind: str, fn: Any, inp: Any, parent
         _scope.reset(token)
     span.data.output = value  # type: ignore[attr-defined]
     trace.end_span(span)
+    ctx.state.outputs[path] = value
     return value
 
 
@@ -156,7 +155,7 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group  # pragma: no cover
 
 
-async def _run_map(ex: _Execution, step: Step, inp: Any, span: Span) -> list[Any]:
+async def _run_map(ctx: StepContext, step: Step, inp: Any) -> list[Any]:
     spec: MapSpec = step.spec
     try:
         items = list(inp)
@@ -168,12 +167,11 @@ async def _run_map(ex: _Execution, step: Step, inp: Any, span: Span) -> list[Any
     sem = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
 
     async def one(i: int, item: Any) -> None:
-        name = f"{step.name}[{i}]"
         if sem is None:
-            results[i] = await _child(ex, name, "map-item", spec.fn, item, span)
+            results[i] = await _child(ctx, f"[{i}]", "map-item", spec.fn, item)
         else:
             async with sem:
-                results[i] = await _child(ex, name, "map-item", spec.fn, item, span)
+                results[i] = await _child(ctx, f"[{i}]", "map-item", spec.fn, item)
 
     try:
         async with asyncio.TaskGroup() as tg:
@@ -184,11 +182,11 @@ async def _run_map(ex: _Execution, step: Step, inp: Any, span: Span) -> list[Any
     return results
 
 
-async def _run_loop(ex: _Execution, step: Step, inp: Any, span: Span) -> Any:
+async def _run_loop(ctx: StepContext, step: Step, inp: Any) -> Any:
     spec: LoopSpec = step.spec
     value = inp
     for i in range(1, spec.max_iterations + 1):
-        value = await _child(ex, f"{step.name}#{i}", "loop-iteration", spec.body, value, span)
+        value = await _child(ctx, f"#{i}", "loop-iteration", spec.body, value)
         try:
             done = spec.until(value)
         except Exception as exc:
@@ -196,7 +194,7 @@ async def _run_loop(ex: _Execution, step: Step, inp: Any, span: Span) -> Any:
                 f"step {step.name!r}: until() raised {type(exc).__name__}: {exc}", step=step.name
             ) from exc
         if done:
-            span.set("iterations", i)
+            ctx.span.set("iterations", i)
             return value
     raise LoopLimitError(
         f"step {step.name!r}: loop reached max_iterations={spec.max_iterations} without "
@@ -215,16 +213,6 @@ def response_vote(voice: str, response: VoiceResponse) -> Vote:
         voice, answer, response.confidence, response.distribution, None,
         response.latency_s, response.usage.cost_usd,
     )  # fmt: skip
-
-
-def _enough(join: Any, got: int, valid: int, n: int) -> bool:
-    if got == n:
-        return True
-    if type(join) is Quorum:
-        return valid >= join.k
-    if type(join) is FirstSuccess:
-        return valid >= 1
-    return False
 
 
 def picks_among_answers(voice: Voice) -> bool:
@@ -260,15 +248,24 @@ class Collected:
     not_awaited: list[str]
     selection: dict[str, list[str]] = field(default_factory=dict)
     answered_by: dict[str, str] = field(default_factory=dict)  # voice → its fallback that answered
+    cut_short: bool = False  # a deadline ended the collection with voices still out
 
 
 async def collect_votes(
-    voices: tuple[Voice, ...], request: VoiceRequest, join: Any, *, earlier: Sequence[Vote] = ()
+    voices: tuple[Voice, ...],
+    request: VoiceRequest,
+    join: Any,
+    *,
+    earlier: Sequence[Vote] = (),
+    voice_timeout: float | None = None,
+    stop_at: float | None = None,
 ) -> Collected:
     """Ask ``voices`` concurrently until ``join`` is satisfied.
 
     Without ``request.choices``, voices that only pick among answers are asked after the
     others, to choose among the distinct valid answers of ``earlier`` and the other voices.
+    ``voice_timeout`` bounds each call; at loop time ``stop_at`` the votes in are kept and
+    the voices still out are cancelled (``Collected.cut_short``).
     """
     split = request.choices is None
     generators = tuple(v for v in voices if not (split and picks_among_answers(v)))
@@ -276,21 +273,26 @@ async def collect_votes(
     got = Collected([], [])
     enough = asyncio.Event()
     n = len(voices)
-    valid = 0  # counted as votes arrive: re-counting per vote made 1,000 voices O(n²)
     waits_all = _waits_for_all(join)
+    # Votes stop being awaited once the join is satisfied, or when every voice answered; a
+    # join that can no longer be satisfied still waits: late votes may reach min_votes.
+    joined = None if waits_all else JoinState(join, n)
 
     def record(vote: Vote) -> None:
-        nonlocal valid
         got.votes.append(vote)
-        if waits_all:  # the end of the task group is the only signal
+        if joined is None:  # the end of the task group is the only signal
             return
-        valid += vote.ok
-        if _enough(join, len(got.votes), valid, n):
+        decision = joined.record(Outcome.OK if vote.ok else Outcome.FAILED)
+        if decision is Decision.READY or len(got.votes) == n:
             enough.set()
 
     async def ask(voice: Voice, req: VoiceRequest) -> None:
+        too_long = over_context(voice, req)
+        if too_long is not None:  # not an error of the voice: it cannot take this input
+            record(Vote(voice=voice.name, answer=None, error=ABSTAINED + too_long))
+            return
         try:
-            response = await call_voice(voice, req)
+            response = await call_voice(voice, req, timeout=voice_timeout)
         except BudgetExceededError:
             raise
         except AiOrchestrationError as exc:  # a failed voice is a visible vote, not a crash
@@ -328,19 +330,31 @@ async def collect_votes(
     try:
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(phases())
-            if not waits_all:
-                try:
-                    seconds = join.seconds if type(join) is Deadline else None
-                    async with asyncio.timeout(seconds):
-                        await enough.wait()
-                except TimeoutError:
-                    pass
+            if not waits_all or stop_at is not None:
+                got.cut_short = await _until_enough(task, enough, join, stop_at)
                 task.cancel()
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
     answered = {v.voice for v in got.votes}
     got.not_awaited = [v.name for v in voices if v.name not in answered]
     return got
+
+
+async def _until_enough(
+    task: asyncio.Task[None], enough: asyncio.Event, join: Any, stop_at: float | None
+) -> bool:
+    """Wait until the join has enough votes (or, waiting for all, ``task`` is done), its own
+    deadline passes, or loop time ``stop_at`` comes; True when ``stop_at`` cut it short."""
+    cutoff = stop_at
+    if type(join) is Deadline:
+        own = asyncio.get_running_loop().time() + join.seconds
+        cutoff = own if cutoff is None else min(cutoff, own)
+    try:
+        async with asyncio.timeout_at(cutoff):
+            await (asyncio.wait([task]) if _waits_for_all(join) else enough.wait())
+    except TimeoutError:
+        return cutoff == stop_at and not task.done()
+    return False
 
 
 async def collect_adaptive(
@@ -394,24 +408,56 @@ async def collect_adaptive(
     return got, report
 
 
-def _fuse_options(spec: ConsensusSpec, request: VoiceRequest) -> dict[str, Any]:
+def voice_reasons(got: Collected) -> str:
+    """One line per voice that gave no valid vote — its name and why, secrets scrubbed —
+    for an error that says what held the run."""
+    from ai_orchestration.tracing._redact import redact_text
+
+    lines = []
+    for vote in got.votes:
+        if not vote.valid:
+            reason = vote.error or "no answer"
+            reason = reason.removeprefix(f"voice {vote.voice!r}: ")
+            lines.append(f"\n  {vote.voice}: {redact_text(reason)}")
+    if got.cut_short:
+        lines += [f"\n  {v.voice}: answered" for v in got.votes if v.valid]
+        lines += [f"\n  {name}: no answer before the deadline" for name in got.not_awaited]
+    else:
+        lines += [f"\n  {name}: not awaited" for name in got.not_awaited]
+    return "".join(lines)
+
+
+def _partial_cutoff() -> float | None:
+    """When to stop collecting so the votes in can still be fused and recorded before the
+    innermost deadline: 10 % of the time left before it, at most 0.25 s, earlier."""
+    end = current_deadline()
+    if end is None:
+        return None
+    left = end - asyncio.get_running_loop().time()
+    return end - min(0.1 * left, 0.25)
+
+
+def _fuse_options(options: Mapping[str, Any], request: VoiceRequest) -> dict[str, Any]:
     """The step's fusion options, told the request's options when it has them: the votes
     are then matched to the options exactly and fused over all of them."""
     if request.choices is None:
-        return dict(spec.options)
-    return {"choices": request.choices, **spec.options}
+        return dict(options)
+    return {"choices": request.choices, **options}
 
 
 def _waits_for_all(join: Any) -> bool:
     return type(join) not in (Quorum, FirstSuccess, Deadline)
 
 
-async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Consensus:
+async def _run_consensus(ctx: StepContext, step: Step, inp: Any) -> Consensus:
     from ai_orchestration.consensus import fuse
 
     spec: ConsensusSpec = step.spec
     request = to_request(inp, step.name)
     extra: dict[str, Any] = {}
+    options = dict(spec.options)
+    voice_timeout = options.pop("voice_timeout", None)
+    stop_at = _partial_cutoff() if options.pop("partial_on_timeout", False) else None
     if isinstance(spec.join, Adaptive):
         from ai_orchestration.consensus import BayesianFusion
         from ai_orchestration.consensus._fuse import reliability_map
@@ -422,16 +468,26 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
             rel = option
         got, extra["adaptive"] = await collect_adaptive(spec.voices, request, spec.join, rel)
     else:
-        got = await collect_votes(spec.voices, request, spec.join)
+        got = await collect_votes(
+            spec.voices, request, spec.join, voice_timeout=voice_timeout, stop_at=stop_at
+        )
+    if got.cut_short:
+        extra["partial"] = {"reason": "deadline", "not_awaited": got.not_awaited}
     if got.selection:
         extra["selection"] = got.selection
     if got.answered_by:
         extra["answered_by"] = got.answered_by
-    trace = ex.trace
+    trace = ctx.state.trace
     data = ConsensusSpanData(method=spec.method, votes=got.votes)  # serialised when exported
-    cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, span)
+    cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, ctx.span)
     try:
-        result = fuse(got.votes, method=spec.method, **_fuse_options(spec, request))
+        try:
+            result = fuse(got.votes, method=spec.method, **_fuse_options(options, request))
+        except ConsensusError as exc:
+            held = any(not v.valid for v in got.votes) or got.not_awaited
+            if type(exc) is not ConsensusError or not held:
+                raise
+            raise ConsensusError(f"{exc}:{voice_reasons(got)}") from exc
     except BaseException as exc:
         trace.end_span(cspan, SpanStatus.ERROR, exc)
         raise

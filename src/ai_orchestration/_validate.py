@@ -134,13 +134,28 @@ def _check_kind(s: Step) -> list[str]:
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 return [f"step {s.name!r}: voice names must be unique, repeated: {dupes}"]
-            return _check_votes(s, s.spec.join, len(names))
+            return _check_fusion(s, s.spec, len(names)) + _check_votes(s, s.spec.join, len(names))
         case StepKind.ROUTE:
             if not callable(s.spec):
                 return [f"step {s.name!r}: route needs a function returning branch labels"]
         case StepKind.VOICE | StepKind.WORKFLOW | StepKind.AGENTS:
             pass
     return []
+
+
+def _check_fusion(s: Step, spec: ConsensusSpec, n: int) -> list[str]:
+    """A method that exists, and a ``min_votes`` the voices can reach: checked before any
+    voice is called."""
+    from ai_orchestration.consensus._fuse import METHODS
+
+    out = []
+    if spec.method not in METHODS:
+        known = ", ".join(METHODS)
+        out.append(f"step {s.name!r}: unknown consensus method {spec.method!r}; known: {known}")
+    min_votes = spec.options.get("min_votes", 1)
+    if isinstance(min_votes, int) and min_votes > n:
+        out.append(f"step {s.name!r}: min_votes = {min_votes} but only {n} voice(s)")
+    return out
 
 
 def _check_votes(s: Step, votes: Any, n: int) -> list[str]:

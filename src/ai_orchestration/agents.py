@@ -25,10 +25,11 @@ from typing import Any
 
 from ai_orchestration._runtime import _scope, call_voice
 from ai_orchestration.context import Context, ContextFilter, Message
+from ai_orchestration.engine._join import Decision, JoinState, Outcome, needed
 from ai_orchestration.errors import JoinError, LoopLimitError, StepError, WorkflowError
 from ai_orchestration.tracing import HandoffSpanData, SpanKind
 from ai_orchestration.voices import ToolSpec, Voice, VoiceRequest, VoiceResponse
-from ai_orchestration.workflow import All, Deadline, JoinPolicy, Quorum, Step, StepKind
+from ai_orchestration.workflow import All, Deadline, JoinPolicy, Step, StepKind
 
 __all__ = ["Agent", "Handoff", "Team", "TeamResult", "summarise"]
 
@@ -152,7 +153,7 @@ class Team:
 
     async def _turn(self, agent: Agent, ctx: Context) -> tuple[Context, list[str]]:
         request = VoiceRequest(
-            messages=ctx.messages, instructions=agent.instructions or None, tools=agent.tools
+            messages=ctx.history, instructions=agent.instructions or None, tools=agent.tools
         )
         response = await call_voice(agent.voice, request)
         msg = Message("assistant", response.text, agent.name, response.tool_calls)
@@ -222,22 +223,20 @@ class Team:
     ) -> Context:
         """Run branches concurrently, join them, merge their new messages into ``base``."""
         join = agent.join
-        need = _needed(join, len(targets))
+        state = JoinState(join, len(targets))
         done: dict[int, Context] = {}
         errors: list[BaseException] = []
         enough = asyncio.Event()
-
-        def settled() -> bool:
-            if isinstance(join, Deadline):  # wait for the deadline unless everything arrived
-                return len(done) + len(errors) == len(targets)
-            return len(done) >= need or len(targets) - len(errors) < need
 
         async def branch(i: int) -> None:
             try:
                 done[i] = (await self._run_from(targets[i], branches[i], hops))[0]
             except Exception as exc:
                 errors.append(exc)
-            if settled():
+                decision = state.record(Outcome.FAILED)
+            else:
+                decision = state.record(Outcome.OK)
+            if decision is not Decision.WAIT:
                 enough.set()
 
         async with asyncio.TaskGroup() as tg:
@@ -246,32 +245,19 @@ class Team:
                 async with asyncio.timeout(join.seconds if isinstance(join, Deadline) else None):
                     await enough.wait()
             except TimeoutError:
-                pass  # Deadline: take the branches that finished in time
+                state.deadline_passed()  # Deadline: take the branches that finished in time
             for t in tasks:
                 t.cancel()
-        if len(done) < need:
+        if state.decision is not Decision.READY:
             raise JoinError(
                 f"agent {agent.name!r}: parallel handoff to {targets} got {len(done)} of "
-                f"{need} branches",
+                f"{needed(join, len(targets))} branches",
                 step=agent.name,
             ) from (errors[0] if errors else None)
         merged = base
         for i in sorted(done):
-            merged = merged.extend(*done[i].messages[len(branches[i]) :])
+            merged = merged.extend(*done[i].since(branches[i]))
         return merged
-
-
-def _needed(join: JoinPolicy, n: int) -> int:
-    """How many of ``n`` parallel branches ``join`` needs."""
-    match join:
-        case All():
-            return n
-        case Quorum(k=k):
-            return k
-        case Deadline(min_results=m):
-            return m
-        case _:  # FirstSuccess
-            return 1
 
 
 def summarise(voice: Voice, *, keep_last: int = 4, instructions: str | None = None) -> Any:

@@ -17,10 +17,40 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
-from ai_orchestration.errors import AiOrchestrationError, InputError, UserError
+from ai_orchestration.errors import AiOrchestrationError, ConfigError, InputError, UserError
+from ai_orchestration.tracing._redact import redact_text
 
 __all__ = ["app", "main"]
+
+
+def _plain_help_option(option: Any) -> Any:
+    if option is not None:
+        option.metavar = ""  # a flag takes no value: no "<bool>" beside --help
+    return option
+
+
+class _Command(TyperCommand):
+    """Usage lines as people write them (``process [OPTIONS] PROMPT``), flags without types."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = (param.metavar or param.name or "").upper()
+                name += "..." if param.nargs != 1 else ""
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _plain_help_option(super().get_help_option(ctx))
+
+
+class _Group(TyperGroup):
+    def get_help_option(self, ctx: Any) -> Any:
+        return _plain_help_option(super().get_help_option(ctx))
+
 
 app = typer.Typer(
     name="ai-orchestration",
@@ -28,7 +58,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
+command = app.command(cls=_Command)
 out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,11 +69,11 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML or YAML config file.", show_default=False),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.", metavar="")]
 
 
 def _fail(exc: BaseException, code: int) -> typer.Exit:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = redact_text(" ".join(str(exc).split())) or type(exc).__name__
     err.print(f"error: {text}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
@@ -91,7 +123,7 @@ def _print_result(result: Any, as_json: bool) -> None:
         out.print(f"[bold]trace[/]       {result.trace_path}")
 
 
-@app.command()
+@command
 @one_line_errors
 def process(
     prompt: Annotated[str, typer.Argument(help="The question or task.")],
@@ -118,11 +150,13 @@ def process(
 
 def _read_input(value: str) -> Any:
     if value.startswith("@"):
+        from ai_orchestration.config import read_text_file
+
         path = Path(value[1:])
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read input file {path}: {exc.strerror}") from None
+            text = read_text_file(path, what="input file")
+        except ConfigError as exc:
+            raise InputError(exc.message) from None
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -130,7 +164,7 @@ def _read_input(value: str) -> Any:
     return value
 
 
-@app.command()
+@command
 @one_line_errors
 def run(
     workflow_file: Annotated[Path, typer.Argument(help="Workflow file (TOML or YAML).")],
@@ -139,12 +173,18 @@ def run(
     ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a workflow defined in WORKFLOW_FILE once on --input."""
+    """Run a workflow defined in WORKFLOW_FILE once on --input (at most run.max_input_chars
+    characters; the workflow's timeout, else run.timeout's default)."""
+    from ai_orchestration._limits import check_run_input
+    from ai_orchestration.config import RunConfig
     from ai_orchestration.workflow_file import load_workflow
 
     flow, processors = load_workflow(workflow_file)
+    data, defaults = _read_input(input), RunConfig()
+    check_run_input(data, max_chars=defaults.max_input_chars)
+    timeout = flow.timeout if flow.timeout is not None else defaults.timeout
     with err.status(f"running {flow.name}…"):
-        result = asyncio.run(flow.run(_read_input(input), processors=processors))
+        result = asyncio.run(flow.run(data, processors=processors, timeout=timeout))
     for p in processors:
         flush = getattr(p, "flush", None)
         if flush is not None:
@@ -170,7 +210,7 @@ def _jsonable(value: Any) -> Any:
     return to_dict() if callable(to_dict) else str(value)
 
 
-@app.command()
+@command
 @one_line_errors
 def demo(
     config: ConfigOpt = None,
@@ -182,7 +222,7 @@ def demo(
     run_demo(_system(config), out=out, err=err, as_json=as_json)
 
 
-@app.command()
+@command
 @one_line_errors
 def trace(
     path: Annotated[Path, typer.Argument(help="A run's JSONL audit file.")],
@@ -193,7 +233,7 @@ def trace(
     out.print(render_audit_file(path), highlight=False)
 
 
-@app.command()
+@command
 @one_line_errors
 def bench(
     names: Annotated[
@@ -210,7 +250,7 @@ def bench(
         raise typer.Exit(code)
 
 
-@app.command()
+@command
 @one_line_errors
 def route(
     explain: Annotated[
@@ -223,6 +263,7 @@ def route(
 
     if config is None:
         raise InputError("route needs --config FILE with a 'routing' section")
+    _check_has_routing(config)
     value = _read_input(explain)
     if isinstance(value, str) and value.lstrip().startswith("{"):
         import contextlib
@@ -232,11 +273,31 @@ def route(
     out.print(Router.from_file(config).explain(value), highlight=False)
 
 
-@app.command()
+def _check_has_routing(path: Path) -> None:
+    """A config file without ``routing`` has nothing to explain (a file that is only a
+    routing section is fine)."""
+    from ai_orchestration.config import OrchestrationConfig, _parse_file
+    from ai_orchestration.policies._routing_config import RoutingConfig
+
+    if path.suffix.lower() == ".json":
+        return  # a routing section on its own
+    data, _ = _parse_file(path)
+    config_only = set(OrchestrationConfig.model_fields) - set(RoutingConfig.model_fields)
+    if "routing" not in data and (not data or set(data) & config_only):
+        raise ConfigError(
+            "has no routing section: nothing to explain (add [routing] rules)",
+            file=str(path),
+            field="routing",
+        )
+
+
+@command
 @one_line_errors
 def stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Per-voice latency, error and cost statistics over the last calls recorded in the
-    configured store (and this process's circuit states)."""
+    """Per-voice latency, error and cost statistics from the configured store.
+
+    Covers the last calls recorded per voice, and this process's circuit states.
+    """
     from ai_orchestration.config import read_config
     from ai_orchestration.policies import circuits
     from ai_orchestration.stats import voice_stats

@@ -18,7 +18,6 @@ passed, no consensus) and from store/backend errors, so callers can catch by int
     │   ├── JoinError                  a join policy can no longer be satisfied
     │   ├── SerializationError         a value could not be serialised where it had to be
     │   ├── ConsensusError             votes could not be fused (no valid votes, bad votes)
-    │   │   └── NoConsensusError       confidence stayed under the threshold: abstention
     │   ├── BudgetExceededError        a run budget (tokens, cost, time, calls) ran out
     │   └── VoiceError                 a voice call failed; carries the voice name
     │       ├── RateLimitedError       429; carries retry_after seconds when known
@@ -53,7 +52,6 @@ __all__ = [
     "LoopLimitError",
     "MalformedResponseError",
     "NetworkBlockedError",
-    "NoConsensusError",
     "ProviderUnavailableError",
     "RateLimitedError",
     "RunError",
@@ -184,22 +182,16 @@ class JoinError(RunError):
 
 
 class SerializationError(RunError):
-    """A value could not be serialised where serialisation was required."""
+    """A value could not be encoded or decoded; ``path`` says where it sits
+    (``steps.draft.output.items[3]``) or, when decoding, which encoded type was unknown."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class ConsensusError(RunError):
     """Votes could not be fused into an answer."""
-
-
-class NoConsensusError(ConsensusError):
-    """Confidence stayed below the threshold: the ensemble abstains openly.
-
-    ``distribution`` holds the fused distribution that was not confident enough.
-    """
-
-    def __init__(self, message: str, *, distribution: dict[str, float]) -> None:
-        super().__init__(message)
-        self.distribution = distribution
 
 
 class BudgetExceededError(RunError):

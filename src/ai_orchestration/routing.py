@@ -45,7 +45,15 @@ from ai_orchestration.voices import VoiceRequest
 if TYPE_CHECKING:
     from ai_orchestration.policies._routing_config import RoutingConfig, RuleConfig
 
-__all__ = ["RouteDecision", "RouteInput", "Router", "detect_language", "load_routing"]
+__all__ = [
+    "RouteDecision",
+    "RouteInput",
+    "Router",
+    "ab_bucket",
+    "detect_language",
+    "load_routing",
+    "mismatch",
+]
 
 log = logging.getLogger("ai_orchestration.routing")
 
@@ -516,10 +524,9 @@ def _load_file(path: Path, voices: Sequence[str] | None) -> RoutingConfig:
 
 
 def _parse_json(path: Path) -> tuple[dict[str, Any], str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file: {exc.strerror}", file=str(path)) from None
+    from ai_orchestration.config import read_text_file
+
+    text = read_text_file(path, what="config file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

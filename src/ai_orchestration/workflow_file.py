@@ -19,24 +19,40 @@ path), ``voice`` (a voice name) or ``consensus`` (a list of voice names); plus o
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ai_orchestration.config import (
+    ConfigSource,
     VoiceConfig,
     _parse_file,
+    build_voices,
     parse_join,
+    usable_folder,
     validation_error,
 )
-from ai_orchestration.errors import ConfigError, UserError
+from ai_orchestration.errors import ConfigError, WorkflowError
 from ai_orchestration.tracing import JsonlAuditProcessor, SpanProcessor
 from ai_orchestration.voices import Voice
 from ai_orchestration.workflow import Adaptive, JoinPolicy, Workflow, WorkflowBuilder
 
-__all__ = ["load_workflow"]
+__all__ = [
+    "StepConfig",
+    "WorkflowConfig",
+    "build_workflow",
+    "load_workflow",
+]
 
 _KINDS = ("call", "map", "route", "voice", "consensus")
 
@@ -50,7 +66,9 @@ class StepConfig(BaseModel):
     route: str | None = None
     voice: str | None = None
     consensus: list[str] | None = None
-    method: str = "majority"
+    method: Literal[
+        "majority", "weighted", "bayesian", "attention", "logpool", "dempster_shafer"
+    ] = "majority"
     votes: str = "all"
     after: list[str] | None = None
     join: str = "all"
@@ -73,11 +91,20 @@ class WorkflowConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
-    voices: dict[str, VoiceConfig | str] = Field(default_factory=dict)
+    voices: dict[str, VoiceConfig] = Field(default_factory=dict)
     steps: list[StepConfig] = Field(min_length=1)
     output: list[str] | None = None
     timeout: float | None = Field(default=None, gt=0)
-    trace_dir: str = ".ai_orchestration/traces"
+    trace_dir: str = Field(default=".ai_orchestration/traces", validate_default=True)
+
+    @field_validator("voices", mode="before")
+    @classmethod
+    def _spec_strings(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: {"spec": x} if isinstance(x, str) else x for k, x in v.items()}
+        return v
+
+    _folder = field_validator("trace_dir")(usable_folder)
 
 
 def _import(path: str, where: str, base: Path | None = None) -> Any:
@@ -91,18 +118,16 @@ def _import(path: str, where: str, base: Path | None = None) -> Any:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot import {path!r}: {exc}", field=where) from None
+    except Exception as exc:  # the module itself failed while importing: user code
+        raise ConfigError(
+            f"cannot import {path!r}: {type(exc).__name__}: {exc}", field=where
+        ) from None
 
 
-def _voices(cfg: WorkflowConfig) -> dict[str, Voice]:
-    voices: dict[str, Voice] = {}
-    if not cfg.voices:
-        return voices
-    from ai_orchestration.voices.registry import voice_from_spec
-
-    for name, v in cfg.voices.items():
-        vc = VoiceConfig(spec=v) if isinstance(v, str) else v
-        voices[name] = voice_from_spec(vc.spec, name=vc.name or name, **vc.options)
-    return voices
+def _voices(cfg: WorkflowConfig, where: ConfigSource) -> dict[str, Voice]:
+    names = list(cfg.voices)
+    configs = [v.model_copy(update={"name": v.name or k}) for k, v in cfg.voices.items()]
+    return dict(zip(names, build_voices(configs, where, names=names), strict=True))
 
 
 def _voice(voices: dict[str, Voice], name: str, where: str) -> Voice:
@@ -119,55 +144,79 @@ def _step_join(text: str, where: str) -> JoinPolicy:
     return join
 
 
-def build_workflow(cfg: WorkflowConfig, base: Path | None = None) -> Workflow:
-    voices = _voices(cfg)
+def _add_step(
+    b: WorkflowBuilder, s: StepConfig, i: int, voices: dict[str, Voice], base: Path | None
+) -> None:
+    where = f"steps[{i}]"
+    common: dict[str, Any] = {"when": s.when}
+    if s.after is not None:
+        common["after"] = s.after
+    if s.call is not None:
+        fn = _import(s.call, f"{where}.call", base)
+        b.step(s.name, fn, join=_step_join(s.join, f"{where}.join"), timeout=s.timeout, **common)
+    elif s.voice is not None:
+        voice = _voice(voices, s.voice, f"{where}.voice")
+        b.step(s.name, voice, join=_step_join(s.join, f"{where}.join"), timeout=s.timeout, **common)
+    elif s.consensus is not None:
+        members = [_voice(voices, v, f"{where}.consensus") for v in s.consensus]
+        votes = parse_join(s.votes)
+        b.consensus(s.name, members, method=s.method, votes=votes, timeout=s.timeout, **common)
+    elif s.map is not None:
+        b.map(s.name, _import(s.map, f"{where}.map", base), timeout=s.timeout, **common)
+    elif s.route is not None:
+        b.route(s.name, _import(s.route, f"{where}.route", base), **common)
+
+
+_STEP_NAMED = re.compile(r"^step '((?:[^'\\]|\\.)*)'")
+
+
+def _located(exc: WorkflowError, cfg: WorkflowConfig, where: ConfigSource) -> ConfigError:
+    """The workflow's first problem at the line of the step it names."""
+    problem = exc.problems[0] if exc.problems else exc.message
+    m = _STEP_NAMED.match(problem)
+    index = next((i for i, s in enumerate(cfg.steps) if m and s.name == m[1]), None)
+    loc: tuple[str | int, ...] = ("steps", index) if index is not None else ("steps",)
+    more = len(exc.problems) - 1
+    tail = f" (and {more} more problem{'s' * (more > 1)})" if more > 0 else ""
+    return where.error(problem + tail, loc)
+
+
+def build_workflow(
+    cfg: WorkflowConfig, base: Path | None = None, where: ConfigSource | None = None
+) -> Workflow:
+    """The workflow ``cfg`` describes, validated whole before anything runs."""
+    where = where or ConfigSource()
+    voices = _voices(cfg, where)
     b = WorkflowBuilder(cfg.name, timeout=cfg.timeout)
     for i, s in enumerate(cfg.steps):
-        where = f"steps[{i}]"
-        common: dict[str, Any] = {"when": s.when}
-        if s.after is not None:
-            common["after"] = s.after
-        if s.call is not None:
-            fn = _import(s.call, f"{where}.call", base)
-            b.step(
-                s.name, fn, join=_step_join(s.join, f"{where}.join"), timeout=s.timeout, **common
-            )
-        elif s.voice is not None:
-            voice = _voice(voices, s.voice, f"{where}.voice")
-            join = _step_join(s.join, f"{where}.join")
-            b.step(s.name, voice, join=join, timeout=s.timeout, **common)
-        elif s.consensus is not None:
-            members = [_voice(voices, v, f"{where}.consensus") for v in s.consensus]
-            b.consensus(
-                s.name,
-                members,
-                method=s.method,
-                votes=parse_join(s.votes),
-                timeout=s.timeout,
-                **common,
-            )
-        elif s.map is not None:
-            b.map(s.name, _import(s.map, f"{where}.map", base), timeout=s.timeout, **common)
-        elif s.route is not None:
-            b.route(s.name, _import(s.route, f"{where}.route", base), **common)
+        try:
+            _add_step(b, s, i, voices, base)
+        except ConfigError as exc:
+            raise where.error(exc.message.removeprefix(f"{exc.field}: "), _loc(exc.field)) from None
     if cfg.output:
         b.output(*cfg.output)
-    return b.build()
+    try:
+        return b.build()
+    except WorkflowError as exc:
+        raise _located(exc, cfg, where) from None
+
+
+def _loc(field: str | None) -> tuple[str | int, ...]:
+    """``"steps[2].call"`` as ``("steps", 2, "call")``."""
+    parts: list[str | int] = []
+    for name, index in re.findall(r"(\w+)|\[(\d+)\]", field or ""):
+        parts.append(int(index) if index else name)
+    return tuple(parts)
 
 
 def load_workflow(path: str | Path) -> tuple[Workflow, list[SpanProcessor]]:
     """Load, validate and build a workflow file; returns it with its audit processor."""
     path = Path(path)
     data, text = _parse_file(path)
+    where = ConfigSource(str(path), text)
     try:
         cfg = WorkflowConfig.model_validate(data)
     except ValidationError as exc:
-        yaml = path.suffix.lower() in (".yaml", ".yml")
-        raise validation_error(exc, file=str(path), text=text, yaml=yaml) from None
-    try:
-        flow = build_workflow(cfg, path.parent.resolve())
-    except ConfigError as exc:
-        raise ConfigError(exc.message, file=str(path)) from None
-    except UserError as exc:
-        raise ConfigError(str(exc), file=str(path)) from None
+        raise validation_error(exc, file=where.file, text=text, yaml=where.yaml) from None
+    flow = build_workflow(cfg, path.parent.resolve(), where)
     return flow, [JsonlAuditProcessor(cfg.trace_dir)]

@@ -145,9 +145,12 @@ def test_redundant_pairs_compare_agreement_with_the_model(model: BayesianFusion)
             rows += [{"item": i, "voice": "b", "answer": "A" if i < agree else "B"}]
         return rows
 
-    assert redundant_pairs(votes(3), model) == {("a", "b"): pytest.approx(0.75 - 0.536)}
-    assert redundant_pairs(votes(2), model) == {}  # .5 - .536 < .2
-    assert redundant_pairs(votes(3), model, excess=0.25) == {}
+    assert redundant_pairs(votes(3), model, min_overlap=4) == {
+        ("a", "b"): pytest.approx(0.75 - 0.536)
+    }
+    assert redundant_pairs(votes(3), model) == {}  # 4 shared items: below the default 10
+    assert redundant_pairs(votes(2), model, min_overlap=4) == {}  # .5 - .536 < .2
+    assert redundant_pairs(votes(3), model, excess=0.25, min_overlap=4) == {}
 
 
 def test_order_voices_sends_the_later_of_a_redundant_pair_last() -> None:

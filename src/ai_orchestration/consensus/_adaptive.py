@@ -24,6 +24,7 @@ import numpy.typing as npt
 from ai_orchestration.consensus._base import NEUTRAL_ACCURACY, check_reliability, log_odds
 from ai_orchestration.consensus._bayes import extend_confusion, symmetric_confusion
 from ai_orchestration.consensus._data import parse_votes
+from ai_orchestration.consensus._dependence import DEFAULT_MIN_OVERLAP, co_votes
 from ai_orchestration.consensus._text import normalise
 from ai_orchestration.consensus._types import Vote
 from ai_orchestration.errors import InputError
@@ -217,33 +218,33 @@ def _information(voices: list[str], model: ConfusionModel) -> dict[str, float]:
 
 
 def redundant_pairs(
-    votes: Any, model: ConfusionModel, *, excess: float = 0.2
+    votes: Any,
+    model: ConfusionModel,
+    *,
+    excess: float = 0.2,
+    min_overlap: int = DEFAULT_MIN_OVERLAP,
 ) -> dict[tuple[str, str], float]:
     """Pairs of fitted voices that agree more often than ``model`` predicts, with the excess.
 
     The model assumes voices err independently given the truth, which predicts that voices
     i and j agree with probability Σ_k π_k Σ_a C_i[k, a]·C_j[k, a]. A pair whose agreement
     on the items of ``votes`` (batch rows) both answered exceeds that by more than ``excess``
-    shares its errors: asked together early, it counts one opinion twice.
+    shares its errors: asked together early, it counts one opinion twice. Pairs sharing
+    fewer than ``min_overlap`` items are not judged (a few shared items prove nothing).
     """
     ev = _fitted([], list(model.voices_), model, 0)
     table = parse_votes(votes, labels=model.labels_)
-    answers = np.full((table.n_items, len(table.voices)), -1)
-    answers[table.item, table.voice] = table.label
-    prior = np.exp(ev.log_prior)
-    out = {}
-    names = [v for v in table.voices if v in ev.log_conf]
-    for n, a in enumerate(names):
-        for b in names[n + 1 :]:
-            x, y = answers[:, table.voices.index(a)], answers[:, table.voices.index(b)]
-            both = (x >= 0) & (y >= 0)
-            if not both.any():
-                continue
-            predicted = prior @ (np.exp(ev.log_conf[a]) * np.exp(ev.log_conf[b])).sum(axis=1)
-            gap = float(np.mean(x[both] == y[both]) - predicted)
-            if gap > excess:
-                out[(a, b)] = gap
-    return out
+    pairs = co_votes(table)
+    both, same = pairs.overlap(table), pairs.agreement(table)
+    k = len(ev.log_prior)
+    fitted = [v for v in table.voices if v in ev.log_conf]
+    index = np.asarray([table.voices.index(v) for v in fitted], dtype=np.intp)
+    conf = np.exp(np.stack([ev.log_conf[v] for v in fitted])) if fitted else np.ones((0, k, k))
+    predicted = np.einsum("k,ika,jka->ij", np.exp(ev.log_prior), conf, conf)
+    shared = both[np.ix_(index, index)]
+    gap = same[np.ix_(index, index)] / np.maximum(shared, 1) - predicted
+    hits = np.argwhere(np.triu((shared >= max(min_overlap, 1)) & (gap > excess), 1))
+    return {(fitted[i], fitted[j]): float(gap[i, j]) for i, j in hits}
 
 
 def order_voices(

@@ -29,6 +29,7 @@ from ai_orchestration.consensus._aggregators import (
     MajorityVote,
     WeightedVote,
 )
+from ai_orchestration.consensus._auto import AutoFusion
 from ai_orchestration.consensus._base import NEUTRAL_ACCURACY, Aggregator, log_odds
 from ai_orchestration.consensus._bayes import BayesianFusion
 from ai_orchestration.consensus._data import VoteTable, parse_votes
@@ -53,6 +54,7 @@ METHODS: dict[str, type[Aggregator]] = {
     "attention": AttentionFusion,
     "logpool": LogPool,
     "dempster_shafer": DempsterShafer,
+    "auto": AutoFusion,
 }
 Reliability = Mapping[str, float] | ReliabilityTracker | Aggregator | None
 
@@ -315,6 +317,8 @@ def _result(
     failed = {v.voice: v.error or "no answer" for v in all_votes if not v.valid}
     explanation: dict[str, Any] = {"method": agg.method, "priors": priors, "voices": voices}
     explanation.update(failed=failed, temperature=agg.temperature_, abstained=reason)
+    if isinstance(agg, AutoFusion):
+        explanation["auto"] = agg.explain()
     winner = None if reason else answer_of[_key(lead)]
     lead_key = _key(lead)
     agree = sum(len(g) for g, k in zip(groups, cluster_key, strict=True) if k == lead_key)

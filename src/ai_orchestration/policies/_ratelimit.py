@@ -10,6 +10,7 @@ from ai_orchestration.errors import RateLimitedError
 from ai_orchestration.policies._clock import Clock, system_clock
 from ai_orchestration.policies._wrap import PolicyVoice, note
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+from ai_orchestration.voices._types import estimate_tokens
 
 __all__ = [
     "RateLimitPolicy",
@@ -66,12 +67,6 @@ class RateLimits:
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ValueError(f"{name} must be > 0, got {v}")
-
-
-def estimate_tokens(request: VoiceRequest) -> int:
-    """A cheap upper-ish estimate: ~4 characters per token plus the requested output."""
-    chars = sum(len(m.content) for m in request.messages) + len(request.instructions or "")
-    return chars // 4 + 1 + (request.settings.max_tokens or 0)
 
 
 class _LoopCap(threading.local):

@@ -175,7 +175,7 @@ def _reask(request: VoiceRequest, bad: str, problem: str) -> VoiceRequest:
         Message("assistant", bad),
         Message("user", f"That answer was invalid ({problem}). Answer again, correctly."),
     )
-    return dataclasses.replace(request, messages=request.messages + msgs)
+    return dataclasses.replace(request, messages=(*request.messages, *msgs))
 
 
 class ValidatedVoice(PolicyVoice):

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ai_orchestration._runtime import current_run
-from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+from ai_orchestration._runtime import current_run, estimate_usage
+from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
 
-__all__ = ["PolicyVoice", "VoicePolicy", "note", "note_append", "with_policies"]
+__all__ = [
+    "ContextLimitVoice",
+    "PolicyVoice",
+    "VoicePolicy",
+    "note",
+    "note_append",
+    "with_policies",
+]
 
 
 class VoicePolicy(Protocol):
@@ -37,8 +44,33 @@ class PolicyVoice:
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
         return await self.inner.respond(request)
 
+    def estimate_usage(self, request: VoiceRequest) -> Usage:
+        """What ``inner`` may use for one call (what a budget reserves before the call)."""
+        return estimate_usage(self.inner, request)
+
+    @property
+    def context_tokens(self) -> int | None:
+        """The input tokens ``inner`` can take, when it declares them."""
+        limit = getattr(self.inner, "context_tokens", None)
+        return limit if isinstance(limit, int) else None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._name!r} around {self.inner!r}>"
+
+
+class ContextLimitVoice(PolicyVoice):
+    """``inner`` declared to take at most ``tokens`` input tokens (config ``context_tokens``):
+    over it, the voice abstains in a consensus and a voice step is an ``InputError``."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self, inner: Voice, tokens: int) -> None:
+        super().__init__(inner)
+        self.tokens = tokens
+
+    @property
+    def context_tokens(self) -> int:
+        return self.tokens
 
 
 def with_policies(voice: Voice, *policies: VoicePolicy) -> Voice:

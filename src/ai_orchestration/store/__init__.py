@@ -27,11 +27,12 @@ __all__ = [
 __getattr__ = lazy_exports(__name__, {"PostgresStore": "ai_orchestration.store.postgres"})
 
 
-def open_store(url: str, state_dir: str | Path) -> Store:
+def open_store(url: str, state_dir: str | Path, *, redact_io: bool = False) -> Store:
     """The store a config's ``store_url()`` names: ``"sqlite"`` is ``state.sqlite3`` under
-    ``state_dir``, a ``postgresql://`` URL a :class:`PostgresStore`."""
+    ``state_dir``, a ``postgresql://`` URL a :class:`PostgresStore`. With ``redact_io`` it
+    keeps no inputs, answers or feedback answers (``tracing.redact_io``)."""
     if url == "sqlite":
-        return SQLiteStore(Path(state_dir) / "state.sqlite3")
+        return SQLiteStore(Path(state_dir) / "state.sqlite3", redact_io=redact_io)
     try:
         from ai_orchestration.store.postgres import PostgresStore
     except ModuleNotFoundError as exc:
@@ -40,4 +41,4 @@ def open_store(url: str, state_dir: str | Path) -> Store:
         raise ConfigError(
             "psycopg is missing; install 'ai-orchestration[postgres]'", field="store"
         ) from None
-    return PostgresStore(url)
+    return PostgresStore(url, redact_io=redact_io)

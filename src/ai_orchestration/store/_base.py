@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -9,7 +10,10 @@ from typing import Any, Protocol
 
 import orjson
 
-__all__ = ["Counts", "RunRecord", "Store", "VoiceCall", "to_json"]
+from ai_orchestration._encoding import encodable
+from ai_orchestration.tracing._redact import REDACTED, may_hold_secrets, redact_secrets
+
+__all__ = ["Counts", "RunRecord", "Store", "VoiceCall", "stored_answer", "to_json"]
 
 #: One finished voice call: (voice, latency in seconds, succeeded, cost in USD).
 VoiceCall = tuple[str, float, bool, float]
@@ -20,7 +24,8 @@ Counts = Mapping[str, tuple[float, float]]
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """What is kept of a run: enough to audit it and to learn from feedback later.
-    ``calls`` are its voice calls, which keep per-voice statistics across processes."""
+    ``calls`` are its voice calls, which keep per-voice statistics across processes; a run
+    that failed is kept too, with its ``error`` and the calls it made."""
 
     run_id: str
     workflow: str
@@ -34,6 +39,27 @@ class RunRecord:
     created_at: float = 0.0
     feedback: Any = None
     calls: list[VoiceCall] = field(default_factory=list)
+    error: str | None = None  # why the run failed (then ``answer`` is None); None if it ran
+
+    def stored(self, *, redact_io: bool = False) -> RunRecord:
+        """What a store keeps of this run: key material taken out of the input, the answer
+        and the votes (as the audit log does); with ``redact_io`` the input, the answer and
+        every vote's answer are dropped too (voices, confidences, errors and usage stay), so
+        such a run cannot be scored by feedback later."""
+        error = _clean(self.error)  # a failed run's error quotes voices' errors
+        if redact_io:
+            votes = [_vote_without_answer(v) for v in self.votes]
+            answer = None if self.answer is None else REDACTED
+            return dataclasses.replace(
+                self, input=REDACTED, answer=answer, votes=_clean(votes), error=error
+            )
+        return dataclasses.replace(
+            self,
+            input=_clean(self.input),
+            answer=_clean(self.answer),
+            votes=_clean(self.votes),
+            error=error,
+        )
 
     def row(self, encode: Callable[[Any], Any]) -> tuple[Any, ...]:
         """The ``runs`` columns in table order, JSON values through ``encode``."""
@@ -48,12 +74,35 @@ class RunRecord:
             encode(self.votes),
             encode(self.usage),
             self.trace_path,
+            self.error,
         )
 
 
+def _clean(value: Any) -> Any:
+    """``value`` without key material (the same object when there is none)."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    raw = to_json(value)
+    return redact_secrets(orjson.loads(raw)) if may_hold_secrets(raw) else value
+
+
+def _vote_without_answer(vote: dict[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] = {k: vote[k] for k in ("voice", "confidence", "error") if k in vote}
+    return {**kept, "answer": None}
+
+
+def stored_answer(answer: Any, *, redact_io: bool) -> Any:
+    """What a store keeps of a feedback answer."""
+    return REDACTED if redact_io and answer is not None else _clean(answer)
+
+
 def to_json(value: Any) -> bytes:
-    """How stores serialise values: JSON, anything JSON cannot hold as its ``repr``."""
-    return orjson.dumps(value, default=repr)
+    """How stores serialise values: JSON, anything JSON cannot hold as its ``repr``, text
+    UTF-8 cannot hold (lone surrogates) backslash-escaped."""
+    try:
+        return orjson.dumps(value, default=repr)
+    except TypeError:
+        return orjson.dumps(encodable(value), default=repr)
 
 
 class Store(Protocol):

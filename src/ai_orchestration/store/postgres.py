@@ -19,7 +19,7 @@ from psycopg import errors, sql
 from psycopg.types.json import set_json_loads
 
 from ai_orchestration.errors import StoreError
-from ai_orchestration.store._base import Counts, RunRecord, VoiceCall, to_json
+from ai_orchestration.store._base import Counts, RunRecord, VoiceCall, stored_answer, to_json
 from ai_orchestration.store._dsn import passwords, redact, scrub, split_schema
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
     abstained   boolean NOT NULL,
     votes       jsonb NOT NULL,
     usage       jsonb NOT NULL,
-    trace_path  text
+    trace_path  text,
+    error       text
 );
 CREATE TABLE IF NOT EXISTS {s}.voice_calls (
     id          bigint GENERATED ALWAYS AS IDENTITY,
@@ -70,7 +71,7 @@ CREATE TABLE IF NOT EXISTS {s}.reliability (
 
 _QUERIES = {
     "insert_run": "INSERT INTO {s}.runs VALUES "
-    "(%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s::jsonb, %s::jsonb, %s)",
+    "(%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s::jsonb, %s::jsonb, %s, %s)",
     "insert_call": "INSERT INTO {s}.voice_calls (run_id, voice, latency_s, ok, cost_usd) "
     "VALUES (%s, %s, %s, %s, %s)",
     "insert_feedback": "INSERT INTO {s}.feedback (run_id, created_at, answer) "
@@ -79,7 +80,7 @@ _QUERIES = {
     "DO UPDATE SET correct = r.correct + EXCLUDED.correct, wrong = r.wrong + EXCLUDED.wrong",
     "counts": "SELECT voice, correct, wrong FROM {s}.reliability",
     "get_run": "SELECT run_id, workflow, created_at, input, answer, confidence, abstained, "
-    "votes, usage, trace_path, (SELECT f.answer FROM {s}.feedback f "
+    "votes, usage, trace_path, error, (SELECT f.answer FROM {s}.feedback f "
     "WHERE f.run_id = r.run_id ORDER BY f.id DESC LIMIT 1) FROM {s}.runs r WHERE run_id = %s",
     "get_calls": "SELECT voice, latency_s, ok, cost_usd FROM {s}.voice_calls "
     "WHERE run_id = %s ORDER BY id",
@@ -126,7 +127,8 @@ class PostgresStore:
     A connection that broke (server restart, idle timeout) is replaced on the next call.
     """
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, redact_io: bool = False) -> None:
+        self.redact_io = redact_io  # keep no inputs, answers or feedback answers
         self._dsn, schema = split_schema(dsn)
         self.url = redact(dsn)
         self.schema = schema or DEFAULT_SCHEMA
@@ -185,12 +187,27 @@ class PostgresStore:
             (self.schema, list(_TABLES)),
         ).fetchone()
         if present is not None and present[0] == len(_TABLES):
+            self._add_error_column(conn)
             return
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"aio:{self.schema}",))
             conn.execute(self._ddl)
 
+    def _add_error_column(self, conn: psycopg.Connection[Any]) -> None:
+        """A store from before failed runs were kept gets ``runs.error``."""
+        found = conn.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = 'runs' AND column_name = 'error'",
+            (self.schema,),
+        ).fetchone()
+        if found is None:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"aio:{self.schema}",))
+                alter = sql.SQL("ALTER TABLE {}.runs ADD COLUMN IF NOT EXISTS error text")
+                conn.execute(alter.format(sql.Identifier(self.schema)))
+
     def record_run(self, record: RunRecord) -> None:
+        record = record.stored(redact_io=self.redact_io)
         row = record.row(_jsonb)
         calls = [(record.run_id, v, lat, ok, cost) for v, lat, ok, cost in record.calls]
         with self._session() as conn:
@@ -220,8 +237,9 @@ class PostgresStore:
             votes=_value(row[7]),
             usage=_value(row[8]),
             trace_path=row[9],
-            feedback=_value(row[10]),
+            feedback=_value(row[11]),
             calls=[(v, lat, ok, cost) for v, lat, ok, cost in calls],
+            error=row[10],
         )
 
     def record_feedback(
@@ -229,7 +247,7 @@ class PostgresStore:
     ) -> None:
         """The feedback and the voices' added (correct, wrong) counts, in one transaction;
         concurrent workers' additions all count (an upsert adds to the stored row)."""
-        row = (run_id, time.time(), _jsonb(correct_answer))
+        row = (run_id, time.time(), _jsonb(stored_answer(correct_answer, redact_io=self.redact_io)))
         adds = [(v, c, w) for v, (c, w) in sorted((counts or {}).items())]  # one lock order
         with self._session() as conn:
             try:

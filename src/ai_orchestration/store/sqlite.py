@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from ai_orchestration.errors import StoreError
-from ai_orchestration.store._base import Counts, RunRecord, VoiceCall, to_json
+from ai_orchestration.store._base import Counts, RunRecord, VoiceCall, stored_answer, to_json
 
 __all__ = ["SQLiteStore"]
 
@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS runs (
     abstained   INTEGER NOT NULL,
     votes       BLOB NOT NULL,
     usage       BLOB NOT NULL,
-    trace_path  TEXT
+    trace_path  TEXT,
+    error       TEXT
 );
 CREATE TABLE IF NOT EXISTS voice_calls (
     run_id      TEXT NOT NULL REFERENCES runs(run_id),
@@ -77,8 +78,9 @@ _LAST_CALLS = (
 class SQLiteStore:
     """Runs and feedback in one SQLite file; safe to share between threads of a process."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, redact_io: bool = False) -> None:
         self.path = Path(path)
+        self.redact_io = redact_io  # keep no inputs, answers or feedback answers
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,22 +88,26 @@ class SQLiteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            if "error" not in columns:  # a store from before failed runs were kept
+                self._db.execute("ALTER TABLE runs ADD COLUMN error TEXT")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
 
     def record_run(self, record: RunRecord) -> None:
+        record = record.stored(redact_io=self.redact_io)
         row = record.row(to_json)
         calls = [(record.run_id, v, lat, int(ok), cost) for v, lat, ok, cost in record.calls]
         taken = f"run {record.run_id!r} is already recorded in {self.path}"
         with self._session(transaction=True, refusals={_PRIMARY_KEY: taken}) as db:
-            db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+            db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
             db.executemany("INSERT INTO voice_calls VALUES (?,?,?,?,?)", calls)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._session() as db:
             row = db.execute(
                 "SELECT run_id, workflow, created_at, input, answer, confidence, abstained, "
-                "votes, usage, trace_path FROM runs WHERE run_id = ?",
+                "votes, usage, trace_path, error FROM runs WHERE run_id = ?",
                 (run_id,),
             ).fetchone()
             fb = db.execute(
@@ -128,6 +134,7 @@ class SQLiteStore:
             trace_path=row[9],
             feedback=orjson.loads(fb[0]) if fb else None,
             calls=[(v, lat, bool(ok), cost) for v, lat, ok, cost in calls],
+            error=row[10],
         )
 
     def recent_calls(self, per_voice: int) -> list[VoiceCall]:
@@ -144,7 +151,8 @@ class SQLiteStore:
         self, run_id: str, correct_answer: Any, counts: Counts | None = None
     ) -> None:
         """The feedback and the voices' added (correct, wrong) counts, in one transaction."""
-        row = (run_id, time.time(), to_json(correct_answer))
+        kept = stored_answer(correct_answer, redact_io=self.redact_io)
+        row = (run_id, time.time(), to_json(kept))
         adds = [(v, c, w) for v, (c, w) in (counts or {}).items()]
         unknown = f"no run {run_id!r} in {self.path} to give feedback on"
         with self._session(transaction=True, refusals={_FOREIGN_KEY: unknown}) as db:

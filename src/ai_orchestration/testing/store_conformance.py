@@ -29,7 +29,20 @@ from typing import Any
 from ai_orchestration.errors import StoreError
 from ai_orchestration.store import RunRecord, Store, VoiceCall
 
-__all__ = ["STORE_CHECKS", "OpenStore", "check_store"]
+__all__ = [
+    "STORE_CHECKS",
+    "OpenStore",
+    "check_close",
+    "check_concurrent_writers",
+    "check_duplicate_run_id",
+    "check_feedback",
+    "check_json_values",
+    "check_recent_calls",
+    "check_reliability_counts",
+    "check_round_trip",
+    "check_shared_storage",
+    "check_store",
+]
 
 OpenStore = Callable[[], Store]
 
@@ -113,10 +126,19 @@ def check_round_trip(open_store: OpenStore) -> None:
         trace_path="traces/run.jsonl",
     )
     abstained = _run(f"{tag}-2", answer=None, confidence=0.3, abstained=True)
+    failed = _run(
+        f"{tag}-4",
+        [(f"{tag}-a", 2.0, False, 0.0)],
+        answer=None,
+        confidence=0.0,
+        error=f"quorum not met: 0 valid vote(s) of 1, 1 required:\n  {tag}-a: down",
+    )
     with _opened(open_store) as store:
         before = time.time()
         store.record_run(full)
         store.record_run(abstained)
+        store.record_run(failed)
+        _expect(store.get_run(failed.run_id), failed, "get_run of a failed run")
         store.record_run(_run(f"{tag}-3", created_at=0.0))
         after = time.time()
         _expect(store.get_run(full.run_id), full, "get_run of a recorded run")

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from ai_orchestration.tracing._redact import may_hold_secrets, redact_secrets
+from ai_orchestration._encoding import encodable
+from ai_orchestration.tracing._redact import redacted_record_json
 from ai_orchestration.tracing._spans import Span
 from ai_orchestration.tracing._trace import Trace
 
@@ -38,7 +39,7 @@ _CONTENT = ("input", "output", "prompt", "delta", "answer")
 # What a consensus explanation may keep under ``redact_io``: who weighed what, not what was said.
 _EXPLANATION_KEPT = frozenset(
     ("weights", "agreement", "abstained", "method", "priors", "temperature", "not_awaited",
-     "failed", "adaptive", "answered_by")
+     "failed", "adaptive", "answered_by", "partial")
 )  # fmt: skip
 
 
@@ -67,11 +68,15 @@ def serialise_span(span: Span, *, redact_io: bool = False) -> bytes:
     record = span.to_dict()
     if redact_io:
         _redact_io(record["data"])
-    raw = orjson.dumps(record, default=_default, option=orjson.OPT_NON_STR_KEYS)
-    if not may_hold_secrets(raw):  # the common case: nothing to redact, one dumps only
-        return raw + b"\n"
-    # Round-trip through orjson so every value is plain JSON before redaction.
-    return orjson.dumps(redact_secrets(orjson.loads(raw))) + b"\n"
+    # Content fields only are scanned and redacted; ids, times and usage counts are not.
+    return redacted_record_json(record, _dumps) + b"\n"
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # text UTF-8 cannot hold (lone surrogates): keep it, escaped
+        return orjson.dumps(encodable(value), default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 class InMemorySpanProcessor:
@@ -92,15 +97,16 @@ class InMemorySpanProcessor:
 
 
 class _Writer:
-    """One background thread that writes audit files: the event loop never blocks on disk."""
+    """One background thread that writes audit files: the event loop never blocks on disk.
+    Shared by every audit processor of the process; each one waits for and hears about only
+    its own traces."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[Path, Trace, bool] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[JsonlAuditProcessor, Path, Trace]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.errors: list[str] = []
 
-    def submit(self, path: Path, trace: Trace, redact_io: bool) -> None:
+    def submit(self, owner: JsonlAuditProcessor, path: Path, trace: Trace) -> None:
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
@@ -108,26 +114,22 @@ class _Writer:
                         target=self._run, name="ai-orchestration-audit", daemon=True
                     )
                     self._thread.start()
-                    atexit.register(self.flush)
-        self._queue.put((path, trace, redact_io))
-
-    def flush(self) -> None:
-        if self._thread is not None:
-            self._queue.join()
+                    atexit.register(self._queue.join)
+        self._queue.put((owner, path, trace))
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            owner, path, trace = self._queue.get()
+            error = None
             try:
-                if item is not None:
-                    path, trace, redact_io = item
-                    lines = b"".join(serialise_span(s, redact_io=redact_io) for s in trace.spans)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    with path.open("ab") as fh:  # append-only: never truncate an audit file
-                        fh.write(lines)
-            except Exception as exc:  # keep writing later traces; surface the failure
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+                lines = b"".join(serialise_span(s, redact_io=owner.redact_io) for s in trace.spans)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("ab") as fh:  # append-only: never truncate an audit file
+                    fh.write(lines)
+            except Exception as exc:  # keep writing later traces; the owner hears of it
+                error = f"{type(exc).__name__}: {exc}"
             finally:
+                owner._written(trace.run_id, error)
                 self._queue.task_done()
 
 
@@ -137,13 +139,18 @@ _writer = _Writer()
 class JsonlAuditProcessor:
     """Writes each run's spans to ``<directory>/<run_id>.jsonl`` (append-only, one span a line).
 
-    Writing is write-behind on a background thread; ``flush()`` waits until every finished
-    trace is on disk. Secrets are always redacted; ``redact_io`` also drops inputs/outputs.
+    Writing is write-behind on a background thread; ``flush()`` waits until every trace this
+    processor was given is on disk, and raises ``StoreError`` if one could not be written (a
+    failure is reported once, to this processor only). Secrets are always redacted;
+    ``redact_io`` also drops inputs/outputs.
     """
 
     def __init__(self, directory: str | Path, *, redact_io: bool = False) -> None:
         self.directory = Path(directory)
         self.redact_io = redact_io
+        self._done = threading.Condition()
+        self._pending: dict[str, int] = {}  # run id -> traces submitted, not yet written
+        self._failed: dict[str, str] = {}  # run id -> why its trace could not be written
 
     def path_for(self, run_id: str) -> Path:
         return self.directory / f"{run_id}.jsonl"
@@ -156,11 +163,33 @@ class JsonlAuditProcessor:
 
     def on_trace_end(self, trace: Trace) -> None:
         trace.path = self.path_for(trace.run_id)
-        _writer.submit(trace.path, trace, self.redact_io)
+        with self._done:
+            self._pending[trace.run_id] = self._pending.get(trace.run_id, 0) + 1
+        _writer.submit(self, trace.path, trace)
 
-    def flush(self) -> None:
-        _writer.flush()
-        if _writer.errors:
+    def _written(self, run_id: str, error: str | None) -> None:
+        with self._done:
+            left = self._pending.pop(run_id, 1) - 1
+            if left:
+                self._pending[run_id] = left
+            if error is not None:
+                self._failed[run_id] = error
+            self._done.notify_all()
+
+    def flush(self, run_id: str | None = None, *, timeout: float | None = None) -> bool:
+        """Wait until this processor's traces (or only ``run_id``'s) are on disk; False when
+        ``timeout`` passed first. Raises ``StoreError`` for a trace that failed to write."""
+        with self._done:
+            done = self._done.wait_for(
+                lambda: not self._pending if run_id is None else run_id not in self._pending,
+                timeout,
+            )
+            if run_id is None:
+                failure = self._failed.popitem() if self._failed else None
+            else:
+                failure = (run_id, self._failed.pop(run_id)) if run_id in self._failed else None
+        if failure is not None:
             from ai_orchestration.errors import StoreError
 
-            raise StoreError("audit log write failed: " + _writer.errors.pop())
+            raise StoreError(f"audit log write failed for run {failure[0]}: {failure[1]}")
+        return done

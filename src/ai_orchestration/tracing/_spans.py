@@ -3,7 +3,8 @@ processors that need it (the JSONL audit writer, OpenTelemetry export)."""
 
 from __future__ import annotations
 
-import itertools
+import os
+import random
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,7 +25,15 @@ __all__ = [
     "VoiceSpanData",
 ]
 
-_ids = itertools.count(1)
+# Span ids are random 63-bit integers (OpenTelemetry's span-id width, positive for SQLite): unique
+# across processes and restarts without coordination. The generator is seeded from the OS and
+# reseeded in a forked child, which would otherwise repeat its parent's sequence.
+_ids = random.Random(os.urandom(16))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))
+
+
+def new_span_id() -> int:
+    return _ids.getrandbits(63) or 1
 
 
 class SpanKind(StrEnum):
@@ -67,6 +76,7 @@ class StepSpanData(SpanData):
     input: Any = None
     output: Any = None
     attempt: int = 1
+    path: str | None = None  # the step path of this execution ("outer/fanout[3]")
 
 
 @dataclass(slots=True)
@@ -117,7 +127,7 @@ class Span:
     def __init__(
         self, run_id: str, kind: SpanKind, name: str, data: SpanData, parent_id: int | None
     ) -> None:
-        self.span_id = next(_ids)
+        self.span_id = new_span_id()
         self.parent_id = parent_id
         self.run_id = run_id
         self.kind = kind

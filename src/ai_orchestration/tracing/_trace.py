@@ -1,19 +1,33 @@
-"""A run's trace (its spans in start order) and the span-processor protocol."""
+"""A run's trace (its spans in start order), the span-processor protocol and the fan-out.
+
+Processors are isolated: one that raises is reported (on ``Trace.processor_errors`` and once
+in the log) and never fails the run or keeps the other processors from their spans.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from ai_orchestration.tracing._redact import redact_text
 from ai_orchestration.tracing._spans import Span, SpanData, SpanKind, SpanStatus
 
 __all__ = ["NoopTrace", "SpanProcessor", "Trace"]
 
 
+_log = logging.getLogger("ai_orchestration.tracing")
+_logged: set[tuple[str, str]] = set()  # (processor type, hook) already logged in this process
+_MAX_ERRORS = 20  # kept per trace; the rest are only counted
+
+
 class SpanProcessor(Protocol):
-    """Receives spans as runs happen. Must be fast: it runs on the event loop."""
+    """Receives spans as runs happen. Must be fast: it runs on the event loop.
+
+    A processor may also define ``on_trace_start(trace)``; it is called when it exists.
+    """
 
     def on_span_start(self, span: Span) -> None: ...
 
@@ -25,7 +39,15 @@ class SpanProcessor(Protocol):
 class Trace:
     """Every span of one run, in start order. ``path`` is the audit file, when one is written."""
 
-    __slots__ = ("_processors", "path", "run_id", "spans", "workflow")
+    __slots__ = (
+        "_processors",
+        "path",
+        "processor_error_count",
+        "processor_errors",
+        "run_id",
+        "spans",
+        "workflow",
+    )
 
     enabled = True
 
@@ -37,6 +59,25 @@ class Trace:
         self.spans: list[Span] = []
         self._processors = tuple(processors)
         self.path: Path | None = None
+        self.processor_errors: list[str] = []  # the first few failures, "Type.hook: error"
+        self.processor_error_count = 0
+        for p in self._processors:
+            hook = getattr(p, "on_trace_start", None)
+            if hook is not None:
+                try:
+                    hook(self)
+                except Exception as exc:
+                    self._processor_failed(p, "on_trace_start", exc)
+
+    def _processor_failed(self, processor: object, hook: str, exc: Exception) -> None:
+        where = f"{type(processor).__name__}.{hook}"
+        text = redact_text(f"{where}: {type(exc).__name__}: {exc}")
+        self.processor_error_count += 1
+        if len(self.processor_errors) < _MAX_ERRORS:
+            self.processor_errors.append(text)
+        if (type(processor).__name__, hook) not in _logged:
+            _logged.add((type(processor).__name__, hook))
+            _log.warning("span processor failed (run %s): %s", self.run_id, text)
 
     def start_span(
         self, kind: SpanKind, name: str, data: SpanData, parent: Span | None = None
@@ -44,7 +85,10 @@ class Trace:
         span = Span(self.run_id, kind, name, data, parent.span_id if parent is not None else None)
         self.spans.append(span)
         for p in self._processors:
-            p.on_span_start(span)
+            try:
+                p.on_span_start(span)
+            except Exception as exc:
+                self._processor_failed(p, "on_span_start", exc)
         return span
 
     def end_span(
@@ -55,7 +99,10 @@ class Trace:
         if error is not None:
             span.error = f"{type(error).__name__}: {error}"
         for p in self._processors:
-            p.on_span_end(span)
+            try:
+                p.on_span_end(span)
+            except Exception as exc:
+                self._processor_failed(p, "on_span_end", exc)
 
     def finish(self) -> None:
         """Close any span left running (as cancelled) and hand the trace to processors."""
@@ -63,7 +110,10 @@ class Trace:
             if span.status is SpanStatus.RUNNING:
                 self.end_span(span, SpanStatus.CANCELLED)
         for p in self._processors:
-            p.on_trace_end(self)
+            try:
+                p.on_trace_end(self)
+            except Exception as exc:
+                self._processor_failed(p, "on_trace_end", exc)
 
     @property
     def root(self) -> Span | None:

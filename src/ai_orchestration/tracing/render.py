@@ -69,7 +69,28 @@ def render_audit_file(path: str | Path) -> str:
         if not line.strip():
             continue
         try:
-            records.append(orjson.loads(line))
+            record = orjson.loads(line)
         except orjson.JSONDecodeError:
             raise InputError(f"{path}:{i}: not a JSON span record") from None
+        if not _is_span_record(record):
+            raise InputError(f"{path}:{i}: not a span record ({_SPAN_FIELDS_TEXT} expected)")
+        records.append(record)
+    if not records:
+        raise InputError(f"{path}: no span records (an empty file is not a trace)")
     return render_records(records)
+
+
+_SPAN_FIELDS = ("span_id", "kind", "name", "status")
+_SPAN_FIELDS_TEXT = ", ".join(_SPAN_FIELDS)
+
+
+def _is_span_record(record: Any) -> bool:
+    """The fields every audit line has, with the types the audit writes."""
+    return (
+        isinstance(record, dict)
+        and all(k in record for k in _SPAN_FIELDS)
+        and isinstance(record["span_id"], int)
+        and isinstance(record["kind"], str)
+        and isinstance(record["status"], str)
+        and isinstance(record.get("data", {}), dict)
+    )

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from ai_orchestration._secret import Secret, scrub_url, url_secrets
 from ai_orchestration.errors import (
     AuthenticationError,
     ConfigError,
@@ -39,9 +40,17 @@ from ai_orchestration.voices._http_errors import (
     is_error_envelope,
     transport_error,
 )
-from ai_orchestration.voices._types import VoiceRequest, VoiceResponse
+from ai_orchestration.voices._types import (
+    Usage,
+    VoiceRequest,
+    VoiceResponse,
+    VoiceSettings,
+    estimate_input_tokens,
+)
+from ai_orchestration.voices.pricing import PriceTable
 
 __all__ = [
+    "ASSUMED_OUTPUT_TOKENS",
     "DEFAULT_TIMEOUT",
     "ApiKey",
     "HttpSession",
@@ -55,34 +64,13 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT: Final = 60.0
+#: Output tokens a budget reserves for a call that sets no ``max_tokens``.
+ASSUMED_OUTPUT_TOKENS: Final = 1024
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
 _T = TypeVar("_T")
 
 
 # --- secrets -------------------------------------------------------------------------------
-
-
-class Secret:
-    """A string that never shows itself: ``repr``/``str`` are masked; ``reveal()`` returns it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +92,15 @@ class ApiKey:
     def given(
         cls,
         header: str,
-        api_key: str | None,
+        api_key: str | Secret | None,
         env: str | None,
         *,
         prefix: str = "",
         required: bool = True,
     ) -> ApiKey:
         """``api_key`` when given, else the ``env`` variable read at call time."""
-        return cls(header, prefix, Secret(api_key) if api_key else None, env, required)
+        value = api_key if isinstance(api_key, Secret) else Secret(api_key or "")
+        return cls(header, prefix, value or None, env, required)
 
     def resolve(self, voice: str) -> Secret | None:
         if self.value is not None:
@@ -126,17 +115,19 @@ class ApiKey:
 
 
 class _KeyAuth(httpx.Auth):
-    """Adds the key header inside httpx, so no frame of ours holds a headers dict with it."""
+    """Adds the secret headers (the key, and headers given as ``Secret``s) inside httpx, so no
+    frame of ours holds a headers dict with them."""
 
-    def __init__(self, header: str, prefix: str, secret: Secret) -> None:
-        self._header, self._prefix, self._secret = header, prefix, secret
+    def __init__(self, headers: tuple[tuple[str, str, Secret], ...]) -> None:
+        self._headers = headers  # (name, prefix, secret)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers[self._header] = self._prefix + self._secret.reveal()
+        for header, prefix, secret in self._headers:
+            request.headers[header] = prefix + secret.reveal()
         yield request
 
     def __repr__(self) -> str:
-        return f"_KeyAuth({self._header!r})"
+        return f"_KeyAuth({[h for h, _, _ in self._headers]!r})"
 
 
 # --- network guard -------------------------------------------------------------------------
@@ -266,6 +257,11 @@ class HttpSession:
     __slots__ = (
         "_headers",
         "_loopback",
+        "_query",
+        "_root",
+        "_secret_headers",
+        "_shown",
+        "_url_secrets",
         "base_url",
         "key",
         "provider",
@@ -281,7 +277,7 @@ class HttpSession:
         provider: str,
         base_url: str,
         key: ApiKey | None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | Secret] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -289,14 +285,34 @@ class HttpSession:
             raise ConfigError(f"timeout must be positive, got {timeout}", field="timeout")
         self.voice, self.provider = voice, provider
         self.base_url = base_url.rstrip("/")
+        root, _, self._query = self.base_url.partition("?")  # a query goes after the path
+        self._root = root.rstrip("/")
+        self._shown = scrub_url(self.base_url)  # what messages and reprs may show
         self.key, self.timeout, self.transport = key, timeout, transport
-        self._headers = {"content-type": "application/json", **(headers or {})}
+        given = dict(headers or {})
+        # Header values given as Secrets (config options named like credentials) stay secret
+        # until httpx builds the request; they and the base URL's credentials are scrubbed
+        # from anything shown, as the key is.
+        self._secret_headers = tuple((k, "", v) for k, v in given.items() if isinstance(v, Secret))
+        plain = {k: v for k, v in given.items() if isinstance(v, str)}
+        self._headers = {"content-type": "application/json", **plain}
+        self._url_secrets = url_secrets(self.base_url)
         self._loopback = isinstance(transport, httpx.MockTransport) or is_loopback(
             urlsplit(self.base_url).hostname
         )
 
     def __repr__(self) -> str:
-        return f"HttpSession({self.provider!r}, {self.base_url!r})"
+        return f"HttpSession({self.provider!r}, {self._shown!r})"
+
+    @property
+    def shown_url(self) -> str:
+        """The base URL without credentials (user info, secret query values masked)."""
+        return self._shown
+
+    def _url(self, path: str) -> str:
+        if not self._query:
+            return self._root + path
+        return self._root + path + ("&" if "?" in path else "?") + self._query
 
     def _prepare(self) -> tuple[httpx.Auth | None, tuple[str, ...]]:
         if _guard_depth and not self._loopback:
@@ -305,18 +321,22 @@ class HttpSession:
                 f"network guard: refusing a request to non-loopback host {host!r}",
                 voice=self.voice,
             )
-        if self.key is None:
-            return None, ()
-        secret = self.key.resolve(self.voice)
-        if secret is None:
-            return None, ()
-        return _KeyAuth(self.key.header, self.key.prefix, secret), (secret.reveal(),)
+        secret = self.key.resolve(self.voice) if self.key is not None else None
+        headers = self._secret_headers
+        if secret is not None and self.key is not None:
+            headers = ((self.key.header, self.key.prefix, secret), *headers)
+        scrubbed = tuple(s.reveal() for _, _, s in headers) + self._url_secrets
+        return (_KeyAuth(headers) if headers else None), scrubbed
 
     def _where(self) -> str:
-        return f"{self.provider} at {self.base_url}"
+        return f"{self.provider} at {self._shown}"
 
     def _decode(self, body: bytes, secrets: tuple[str, ...]) -> Any:
-        """The JSON in ``body``; an error envelope raises its typed error, with keys scrubbed."""
+        """The JSON in ``body``; an error envelope raises its typed error, with keys scrubbed.
+        A key the provider echoes back in its answer is taken out here, before parsing."""
+        for secret in secrets:
+            if secret and secret.encode() in body:
+                body = body.replace(secret.encode(), b"[REDACTED]")
         payload = decode_json(body, voice=self.voice, provider=self.provider, secrets=secrets)
         if is_error_envelope(payload):
             raise error_for_payload(
@@ -332,7 +352,7 @@ class HttpSession:
         try:
             async with asyncio.timeout(limit):
                 resp = await client.post(
-                    self.base_url + path,
+                    self._url(path),
                     content=orjson.dumps(body),
                     headers=self._headers,
                     auth=auth or httpx.USE_CLIENT_DEFAULT,
@@ -388,7 +408,7 @@ class HttpSession:
         try:
             async with client.stream(
                 "POST",
-                self.base_url + path,
+                self._url(path),
                 content=orjson.dumps(body),
                 headers=self._headers,
                 auth=auth or httpx.USE_CLIENT_DEFAULT,
@@ -457,6 +477,8 @@ class HttpVoice:
     """Base of the HTTP adapters: a name, a model and the session that reaches it."""
 
     model: str
+    settings: VoiceSettings
+    prices: PriceTable
     _name: str
     _http: HttpSession
 
@@ -464,10 +486,22 @@ class HttpVoice:
     def name(self) -> str:
         return self._name
 
+    def estimate_usage(self, request: VoiceRequest) -> Usage:
+        """The most a call may use, at list price, for budgets to reserve before it starts:
+        the request's tokens (~4 characters each) and its output limit (``max_tokens``, else
+        ``ASSUMED_OUTPUT_TOKENS``)."""
+        output = request.settings.max_tokens or self.settings.max_tokens or ASSUMED_OUTPUT_TOKENS
+        return self._priced(estimate_input_tokens(request), output)
+
+    def _priced(self, input_tokens: int, output_tokens: int) -> Usage:
+        return self.prices.usage(
+            self.model, input_tokens, output_tokens, provider=self._http.provider
+        )
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self._name!r}, model={self.model!r}, "
-            f"base_url={self._http.base_url!r})"
+            f"base_url={self._http.shown_url!r})"
         )
 
     async def respond(self, request: VoiceRequest) -> VoiceResponse:

@@ -14,11 +14,14 @@ import atexit
 import ctypes
 import itertools
 import json
+import logging
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,9 +39,11 @@ __all__ = [
     "Model",
     "Prompt",
     "Scored",
+    "abort",
     "complete",
     "gemma_model_path",
     "get_model",
+    "job",
     "score_options",
     "smollm2_model_path",
     "tokenize_prompt",
@@ -95,9 +100,18 @@ def smollm2_model_path() -> str:
 
 
 class Model:
-    """One loaded ``Llama`` and the lock that serialises its use."""
+    """One loaded ``Llama``, the lock that serialises its use, and its abort flag."""
 
-    __slots__ = ("clean", "llm", "load_s", "lock", "n_vocab", "snapshots")
+    __slots__ = (
+        "_abort_cb",
+        "abort_flag",
+        "clean",
+        "llm",
+        "load_s",
+        "lock",
+        "n_vocab",
+        "snapshots",
+    )
 
     def __init__(self, llm: Any, load_s: float) -> None:
         self.llm = llm
@@ -108,6 +122,73 @@ class Model:
         # few-shot prefix tokens -> its saved KV state, so voices with different prompts
         # sharing this model do not re-decode their prefix after each other's calls
         self.snapshots: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self.abort_flag, self._abort_cb = _install_abort(llm)
+
+
+def _install_abort(llm: Any) -> tuple[Any, Any]:
+    """Make ``llama_decode`` on ``llm``'s context stop at its next graph node once the
+    returned one-byte flag is set (``flag[0] = b"x"``).
+
+    llama.cpp polls the abort callback at every graph node from its compute threads: a
+    Python callback there made a decode 8x slower (25x beside a busy Python thread, as it
+    waits for the GIL each time; measured on this project's machine). So the callback is
+    C's own ``strlen`` over the flag: it returns 0 (false) for an empty string and 1 (true)
+    once the flag holds a character, without entering Python.
+    """
+    import llama_cpp
+
+    flag = ctypes.create_string_buffer(2)
+    libc = ctypes.cdll.msvcrt if os.name == "nt" else ctypes.CDLL(None)
+    strlen = ctypes.cast(libc.strlen, ctypes.c_void_p).value
+    assert strlen is not None
+    callback = llama_cpp.ggml_abort_callback(strlen)
+    llama_cpp.llama_set_abort_callback(llm.ctx, callback, ctypes.cast(flag, ctypes.c_void_p))
+    return flag, callback
+
+
+_JOBS: dict[threading.Event, Model] = {}  # a call's cancel event -> the model it runs on
+_JOBS_LOCK = threading.Lock()
+
+
+@contextmanager
+def job(model: Model, cancel: threading.Event) -> Iterator[None]:
+    """Run one call's llama.cpp work on ``model`` (in the worker thread, under the model's
+    lock) so that ``abort(cancel)`` stops it mid-decode; it then raises ``CancelledError``
+    and leaves the model's cache empty and consistent for the next call."""
+    with _JOBS_LOCK:
+        if cancel.is_set():  # the caller gave up while we waited for the lock
+            raise asyncio.CancelledError
+        _JOBS[cancel] = model
+        model.abort_flag[0] = b"\0"
+    try:
+        yield
+    except RuntimeError:
+        if not cancel.is_set():
+            raise
+        import llama_cpp
+
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(model.llm.ctx), True)
+        model.llm.n_tokens = model.clean = 0
+        model.llm._requires_eval = True
+        raise asyncio.CancelledError from None
+    finally:
+        with _JOBS_LOCK:
+            _JOBS.pop(cancel, None)
+            model.abort_flag[0] = b"\0"
+
+
+def _aborting() -> bool:
+    return any(model.abort_flag[0] != b"\0" for model in list(_JOBS.values()))
+
+
+def abort(cancel: threading.Event) -> None:
+    """Give up the call ``cancel`` belongs to: its decode stops at the next graph node, its
+    generation or option scoring at the next step."""
+    with _JOBS_LOCK:
+        cancel.set()
+        model = _JOBS.get(cancel)
+        if model is not None:
+            model.abort_flag[0] = b"x"
 
 
 _MODELS: dict[tuple[str, int], Model] = {}
@@ -131,7 +212,9 @@ def get_model(path: str, n_ctx: int, n_threads: int | None) -> Model:
 
 def _close_models() -> None:
     """Free the cached models at exit, while llama_cpp is still intact: left to ``Llama.__del__``
-    during interpreter teardown, closing finds its module globals gone and prints a TypeError."""
+    during interpreter teardown, closing finds its module globals gone and prints a TypeError.
+    Also close the two ``/dev/null`` files llama-cpp-python opens at import for its output
+    suppression and never closes (a ``ResourceWarning`` at exit)."""
     with _MODELS_LOCK:
         models = list(_MODELS.values())
         _MODELS.clear()
@@ -139,6 +222,11 @@ def _close_models() -> None:
         with model.lock:
             model.snapshots.clear()
             model.llm.close()
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()
 
 
 def _load(path: str, n_ctx: int, n_threads: int) -> Model:
@@ -154,6 +242,7 @@ def _load(path: str, n_ctx: int, n_threads: int) -> Model:
             f"no GGUF model file at {path!r} (packaged model names: {aliases})",
             field="model_path",
         )
+    _route_logs(llama_cpp)
     started = time.perf_counter()
     try:
         llm = llama_cpp.Llama(
@@ -162,6 +251,32 @@ def _load(path: str, n_ctx: int, n_threads: int) -> Model:
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"llama.cpp could not load {path!r}: {exc}", field="model_path") from exc
     return Model(llm, time.perf_counter() - started)
+
+
+_LOG = logging.getLogger("ai_orchestration.llama_cpp")
+_log_callback: Any = None
+
+
+def _route_logs(llama_cpp: Any) -> None:
+    """Send llama.cpp's own log lines (e.g. ``llama_kv_cache_iswa: using full-size SWA cache``
+    on every load) to the ``ai_orchestration.llama_cpp`` logger, errors at ERROR and the
+    rest at DEBUG, instead of stderr; llama-cpp-python's callback prints them there."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def callback(level: int, text: bytes, _user: Any) -> None:
+        line = text.decode("utf-8", "replace").rstrip()
+        if line:
+            error = level == _GGML_LOG_ERROR and not _aborting()  # an abort is no error
+            _LOG.log(logging.ERROR if error else logging.DEBUG, "%s", line)
+
+    _log_callback = callback  # kept alive: llama.cpp holds only the C pointer
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+_GGML_LOG_ERROR = 4  # ggml_log_level: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
 
 
 # --- blocking work (runs in a worker thread, under the model lock) -------------------------
@@ -346,6 +461,9 @@ def complete(
     def cancelled(_ids: Any, _logits: Any) -> bool:
         return cancel.is_set()
 
+    need, n_ctx = len(prompt.tokens) + int(options.get("max_tokens") or 0), model.llm.n_ctx()
+    if need > n_ctx:  # llama.cpp would fail mid-way ("failed to find a memory slot")
+        raise ValueError(f"prompt and answer need {need} tokens > n_ctx {n_ctx}")
     # Decode the prompt as scoring does; generate() then re-decodes only its last token.
     _sync_prefix(model, prompt, len(prompt.tokens) - 1)
     stop = StoppingCriteriaList([cancelled])

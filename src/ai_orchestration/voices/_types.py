@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ai_orchestration.context import Message, ToolCall
+from ai_orchestration.context import Message, MessageHistory, ToolCall
 
 __all__ = [
     "StreamingVoice",
@@ -17,6 +17,8 @@ __all__ = [
     "VoiceRequest",
     "VoiceResponse",
     "VoiceSettings",
+    "estimate_input_tokens",
+    "estimate_tokens",
 ]
 
 
@@ -49,7 +51,7 @@ class VoiceRequest:
     asks for structured JSON output matching that JSON schema.
     """
 
-    messages: tuple[Message, ...]
+    messages: Sequence[Message]
     instructions: str | None = None
     settings: VoiceSettings = VoiceSettings()
     response_schema: Mapping[str, Any] | None = None
@@ -64,10 +66,24 @@ class VoiceRequest:
     @property
     def prompt(self) -> str:
         """The last user message's text (what simple voices answer)."""
+        if isinstance(self.messages, MessageHistory):  # a context's view knows it in O(1)
+            last = self.messages.last_user
+            return "" if last is None else last.content
         for m in reversed(self.messages):
             if m.role == "user":
                 return m.content
         return ""
+
+
+def estimate_input_tokens(request: VoiceRequest) -> int:
+    """A cheap upper-ish estimate of a request's input tokens: ~4 characters per token."""
+    chars = sum(len(m.content) for m in request.messages) + len(request.instructions or "")
+    return chars // 4 + 1
+
+
+def estimate_tokens(request: VoiceRequest) -> int:
+    """``estimate_input_tokens`` plus the requested output limit (0 when none is set)."""
+    return estimate_input_tokens(request) + (request.settings.max_tokens or 0)
 
 
 @dataclass(slots=True)

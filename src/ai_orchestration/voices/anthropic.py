@@ -11,7 +11,7 @@ request or the voice's settings say otherwise.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -25,6 +25,7 @@ from ai_orchestration.voices._http import (
     ApiKey,
     HttpSession,
     HttpVoice,
+    Secret,
 )
 from ai_orchestration.voices._structured import (
     check_structured,
@@ -62,7 +63,7 @@ class AnthropicVoice(HttpVoice):
         model: str,
         *,
         base_url: str = ANTHROPIC_BASE_URL,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         api_key_env: str | None = "ANTHROPIC_API_KEY",
         name: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -219,7 +220,7 @@ def _input_tokens(usage: Mapping[str, Any]) -> int:
     return sum(int(usage.get(k) or 0) for k in keys)
 
 
-def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+def _messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "system":

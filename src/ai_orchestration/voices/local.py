@@ -201,6 +201,12 @@ class LlamaCppVoice:
     def __repr__(self) -> str:
         return f"LlamaCppVoice({self._name!r}, model={self.model!r})"
 
+    @property
+    def context_tokens(self) -> int:
+        """Input tokens (question and longest option) this voice can take: the context less
+        the answer's tokens and the prompt's fixed part (~3 characters a token)."""
+        return self.n_ctx - self.max_tokens - len(self.prompt.prefix()) // 3
+
     def load(self) -> float:
         """Load (or find in the process cache) the model; returns its load time in seconds."""
         return _llama.get_model(self.model_path, self.n_ctx, self.n_threads).load_s
@@ -313,9 +319,7 @@ class LlamaCppVoice:
 
         def work() -> _T:
             model = _llama.get_model(self.model_path, self.n_ctx, self.n_threads)
-            with model.lock:
-                if cancel.is_set():  # the caller gave up while we waited for the lock
-                    raise asyncio.CancelledError
+            with model.lock, _llama.job(model, cancel):
                 return fn(model, _llama.tokenize_prompt(model, prefix, text), *args, cancel)
 
         timeout = request.settings.timeout
@@ -323,10 +327,10 @@ class LlamaCppVoice:
             async with asyncio.timeout(timeout):
                 return await asyncio.to_thread(work)
         except TimeoutError as exc:
-            cancel.set()
+            _llama.abort(cancel)  # the thread stops within a graph node, not a whole decode
             raise VoiceTimeoutError(f"no answer within {timeout}s", voice=self._name) from exc
         except asyncio.CancelledError:
-            cancel.set()
+            _llama.abort(cancel)
             raise
         except AiOrchestrationError:
             raise

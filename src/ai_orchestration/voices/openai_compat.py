@@ -30,6 +30,7 @@ from ai_orchestration.voices._http import (
     ApiKey,
     HttpSession,
     HttpVoice,
+    Secret,
     is_loopback,
 )
 from ai_orchestration.voices._structured import (
@@ -90,7 +91,7 @@ class OpenAICompatVoice(HttpVoice):
         model: str,
         *,
         base_url: str = OPENAI_BASE_URL,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         api_key_env: str | None = _OPENAI_ENV,
         name: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -251,10 +252,15 @@ class OpenAICompatVoice(HttpVoice):
         )
 
     def _usage(self, usage: Mapping[str, Any]) -> Usage:
+        return self._priced(
+            int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        )
+
+    def _priced(self, input_tokens: int, output_tokens: int) -> Usage:
         return self.prices.usage(
             self.model,
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
+            input_tokens,
+            output_tokens,
             provider=self.options.provider,
             local=self._local,
         )

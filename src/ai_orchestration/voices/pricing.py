@@ -156,11 +156,12 @@ class PriceTable:
         provider: str | None = None,
         local: bool = False,
     ) -> Quote:
-        """The cost of a call; ``local`` models are free. Unknown models cost 0, unpriced."""
+        """The cost of a call; ``local`` models (a server on this machine) are free, whatever
+        their name. Unknown models cost 0, unpriced."""
+        if local:
+            return Quote(0.0, True)
         price = self.lookup(model, provider=provider)
         if price is None:
-            if local:
-                return Quote(0.0, True)
             _warn_unpriced(provider, model)
             return Quote(0.0, False)
         return Quote(price.cost(input_tokens, output_tokens), True)

@@ -17,11 +17,15 @@ mapping extends the price table. Local providers are imported only when first us
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
+import types
+import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
+from ai_orchestration._secret import Secret, scrub_urls
 from ai_orchestration.errors import ConfigError, UnknownVoiceError
 from ai_orchestration.voices._types import Voice, VoiceSettings
 
@@ -51,7 +55,11 @@ class VoiceSpec:
 
     def __str__(self) -> str:
         tail = f"@{self.base_url}" if self.base_url else ""
-        return f"{self.provider}:{self.model}{tail}"
+        return scrub_urls(f"{self.provider}:{self.model}{tail}")
+
+    def __repr__(self) -> str:
+        url = scrub_urls(self.base_url) if self.base_url else None
+        return f"VoiceSpec(provider={self.provider!r}, model={self.model!r}, base_url={url!r})"
 
 
 def parse_spec(spec: str) -> VoiceSpec:
@@ -61,9 +69,9 @@ def parse_spec(spec: str) -> VoiceSpec:
     model = parts[0].strip()
     if not sep or not provider or not model:
         raise UnknownVoiceError(
-            f"voice spec {spec!r} is not 'provider:model[@base_url]' "
+            f"voice spec {scrub_urls(spec)!r} is not 'provider:model[@base_url]' "
             f"(known providers: {', '.join(known_providers())})",
-            voice=spec,
+            voice=scrub_urls(spec),
         )
     return VoiceSpec(provider.strip().lower(), model, parts[1].strip() if len(parts) > 1 else None)
 
@@ -191,9 +199,9 @@ def _resolve(provider: str, spec: str) -> ProviderFactory:
     factory = _PROVIDERS.get(provider)
     if factory is None:
         raise UnknownVoiceError(
-            f"unknown voice provider {provider!r} in {spec!r}; "
+            f"unknown voice provider {provider!r} in {scrub_urls(spec)!r}; "
             f"known providers: {', '.join(known_providers())}",
-            voice=spec,
+            voice=scrub_urls(spec),
         )
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
@@ -207,14 +215,130 @@ def voice_from_spec(spec: str, **options: Any) -> Voice:
     """Build a voice from ``provider:model[@base_url]``; ``options`` go to its constructor.
 
     The voice is named after the spec without its base URL unless ``name=`` is given.
-    Unknown providers raise ``UnknownVoiceError``; unusable options raise ``ConfigError``.
+    Unknown providers raise ``UnknownVoiceError``; unusable options (unknown to a built-in
+    provider, of the wrong type, refused by the constructor) raise ``ConfigError`` naming the
+    option as ``options.NAME``.
     """
     parsed = parse_spec(spec)
     factory = _resolve(parsed.provider, spec)
+    _check_options(parsed.provider, factory, options)
     options.setdefault("name", f"{parsed.provider}:{parsed.model}")
     try:
         return factory(parsed.model, base_url=parsed.base_url, **options)
-    except TypeError as exc:
-        if "argument" not in str(exc):
-            raise
-        raise ConfigError(f"voice {spec!r}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        m = _UNEXPECTED.search(str(exc))
+        field = f"options.{m[1]}" if m else None
+        raise ConfigError(f"voice {scrub_urls(spec)!r}: {exc}", field=field) from None
+
+
+# --- options of the built-in providers, checked before a voice is built --------------------
+
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+_SETTINGS_CLASS = "ai_orchestration.voices._types:VoiceSettings"
+_OPENAI_CLASSES = (
+    "ai_orchestration.voices.openai_compat:OpenAICompatVoice",
+    "ai_orchestration.voices.openai_compat:OpenAICompatOptions",
+    _SETTINGS_CLASS,
+)
+# Given by the spec or by us, not as options.
+_NOT_OPTIONS = frozenset({"self", "model", "model_path", "base_url", "name"})
+
+
+def _option_sources(factory: ProviderFactory) -> tuple[str, ...] | None:
+    """The classes whose fields a built-in provider's options fill; None for others."""
+    if isinstance(factory, _Lazy):
+        return (factory.target,)
+    if factory is _anthropic:
+        return ("ai_orchestration.voices.anthropic:AnthropicVoice", _SETTINGS_CLASS)
+    if factory is _gemini:
+        return ("ai_orchestration.voices.gemini:GeminiVoice", _SETTINGS_CLASS)
+    if getattr(factory, "__qualname__", "").startswith("_openai_like."):
+        return _OPENAI_CLASSES
+    return None
+
+
+def _option_hints(sources: tuple[str, ...]) -> dict[str, Any] | None:
+    """Option name → annotation for a built-in provider; None when any option name goes
+    (a ``**kwargs`` constructor) or a class cannot be imported (the factory says why)."""
+    hints: dict[str, Any] = {}
+    for source in sources:
+        module, _, attr = source.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            return None
+        if is_dataclass(cls):
+            target: Any = cls
+            names = [f.name for f in fields(cls)]
+        else:
+            target = cls.__init__
+            params = inspect.signature(target).parameters.values()
+            if any(p.kind is p.VAR_KEYWORD for p in params):
+                return None
+            names = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        try:
+            types_of = typing.get_type_hints(target)
+        except Exception:  # an annotation we cannot resolve: check names only
+            types_of = {}
+        for name in names:
+            if name not in _NOT_OPTIONS:
+                hints.setdefault(name, types_of.get(name, Any))
+    return hints
+
+
+def _accepts(hint: Any, value: Any) -> bool | None:
+    """Whether ``value`` fits a scalar annotation; None when the hint is not a scalar one."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        verdicts = [_accepts(arg, value) for arg in typing.get_args(hint)]
+        return True if True in verdicts else (False if all(v is False for v in verdicts) else None)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        numeric = (int,) if hint is int else (int, float)
+        return isinstance(value, numeric) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is Secret:
+        return isinstance(value, Secret)
+    return None  # containers and objects: their constructors say what is wrong
+
+
+_TYPE_WORDS = {type(None): "null", bool: "true or false", int: "an integer", float: "a number",
+               str: "a string", Secret: "a secret string"}  # fmt: skip
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        words = dict.fromkeys(_describe(a) for a in typing.get_args(hint))
+        return " or ".join(w for w in words if w != "a secret string" or len(words) == 1)
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    return _TYPE_WORDS.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _check_options(provider: str, factory: ProviderFactory, options: Mapping[str, Any]) -> None:
+    sources = _option_sources(factory)
+    hints = _option_hints(sources) if sources is not None else None
+    if hints is None:
+        return
+    for name, value in options.items():
+        if name == "name":
+            continue
+        if name not in hints:
+            known = ", ".join(sorted(hints))
+            raise ConfigError(
+                f"unknown option {name!r} for provider {provider!r} (options: {known})",
+                field=f"options.{name}",
+            )
+        if _accepts(hints[name], value) is False:
+            raise ConfigError(
+                f"must be {_describe(hints[name])}, not {type(value).__name__}",
+                field=f"options.{name}",
+            )
