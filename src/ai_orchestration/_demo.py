@@ -61,7 +61,8 @@ def run_demo(system: Any, *, out: Console, err: Console, as_json: bool = False) 
     started = time.perf_counter()
     names = ", ".join(v.name for v in system.voices)
     if not as_json:
-        out.print(f"[bold]voices[/]: {names}  ·  [bold]method[/]: {system.config.consensus.method}")
+        method = system.workflow.steps[0].spec.method  # the embedded default's own pool
+        out.print(f"[bold]voices[/]: {names}  ·  [bold]method[/]: {method}")
     for q in DEMO_QUESTIONS:
         label = q["prompt"] + (f"  [{' / '.join(q['choices'])}]" if "choices" in q else "")
         status = nullcontext() if as_json else err.status(f"asking the voices: {q['prompt']}")

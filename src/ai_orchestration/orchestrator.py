@@ -238,14 +238,17 @@ class AiOrchestration:
         from ai_orchestration.config import parse_join
 
         c = self.config.consensus
+        method, options = c.method, self._fuse_options()
+        if self._given is None and not self.config.voices and "method" not in c.model_fields_set:
+            from ai_orchestration.voices.defaults import default_pool
+
+            # the embedded default fuses with its shipped, fitted pool (see voices.defaults)
+            method, options["reliability"] = "logpool", default_pool()
         return (
             WorkflowBuilder("process")
-            .consensus(
-                "consensus", voices, method=c.method, votes=parse_join(c.votes),
-                **self._fuse_options(),
-            )
+            .consensus("consensus", voices, method=method, votes=parse_join(c.votes), **options)
             .build()
-        )  # fmt: skip
+        )
 
     @property
     def router(self) -> Router | None:
