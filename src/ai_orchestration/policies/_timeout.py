@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ai_orchestration._policy import StepCall
 from ai_orchestration._runtime import current_deadline, deadline_at, remaining_time
@@ -53,18 +53,25 @@ def _exceeded(scope: str, seconds: float) -> DeadlineExceededError:
 
 
 @dataclass(frozen=True, slots=True)
-class TimeoutPolicy:
-    """Limit each attempt to ``seconds``: a voice raises ``VoiceTimeoutError`` (retryable), a
-    step raises ``DeadlineExceededError``."""
+class _SecondsPolicy:
+    """What the timeout and the deadline share: ``seconds`` (> 0) and their voice form."""
 
     seconds: float
+    overall: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if not self.seconds > 0:
-            raise ValueError(f"timeout must be > 0, got {self.seconds}")
+            what = "deadline" if self.overall else "timeout"
+            raise ValueError(f"{what} must be > 0, got {self.seconds}")
 
     def wrap(self, voice: Voice) -> Voice:
-        return PolicyVoice(voice, TimeLimit(self.seconds, voice.name, overall=False))
+        return PolicyVoice(voice, TimeLimit(self.seconds, voice.name, overall=self.overall))
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutPolicy(_SecondsPolicy):
+    """Limit each attempt to ``seconds``: a voice raises ``VoiceTimeoutError`` (retryable), a
+    step raises ``DeadlineExceededError``."""
 
     async def __call__(self, call: StepCall, *, step: str) -> Any:
         try:
@@ -79,17 +86,10 @@ class TimeoutPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class DeadlinePolicy:
+class DeadlinePolicy(_SecondsPolicy):
     """An overall deadline around everything inside it (retries, fallbacks, nested steps)."""
 
-    seconds: float
-
-    def __post_init__(self) -> None:
-        if not self.seconds > 0:
-            raise ValueError(f"deadline must be > 0, got {self.seconds}")
-
-    def wrap(self, voice: Voice) -> Voice:
-        return PolicyVoice(voice, TimeLimit(self.seconds, voice.name, overall=True))
+    overall: ClassVar[bool] = True
 
     async def __call__(self, call: StepCall, *, step: str) -> Any:
         async with deadline_scope(self.seconds, scope=step):
