@@ -34,7 +34,7 @@ from ai_orchestration._recording import (
 from ai_orchestration._runtime import Budget
 from ai_orchestration._steps import to_request
 from ai_orchestration.errors import AiOrchestrationError, ConfigError, InputError
-from ai_orchestration.stats import voice_stats
+from ai_orchestration.stats import recording_stats
 from ai_orchestration.tracing import (
     JsonlAuditProcessor,
     SpanProcessor,
@@ -46,6 +46,7 @@ from ai_orchestration.workflow import Workflow, WorkflowBuilder
 if TYPE_CHECKING:
     from ai_orchestration.config import OrchestrationConfig
     from ai_orchestration.consensus import Consensus, Vote
+    from ai_orchestration.policies._registries import PolicyRegistries
     from ai_orchestration.routing import RouteDecision, Router
     from ai_orchestration.store import Store
 
@@ -147,10 +148,14 @@ class AiOrchestration:
         *,
         voices: Sequence[Voice] | None = None,
         processors: Sequence[SpanProcessor] = (),
+        registries: PolicyRegistries | None = None,
     ) -> None:
         from ai_orchestration.config import read_config
+        from ai_orchestration.policies._registries import PolicyRegistries
 
         self.config, self._source = read_config(config)
+        # Circuits, rate limiters and voice statistics: this instance's own unless shared.
+        self.registries = registries if registries is not None else PolicyRegistries()
         self.state_dir = Path(self.config.state_dir)
         self._given: list[Voice] | None = list(voices) if voices is not None else None
         self._voices: list[Voice] | None = None
@@ -208,7 +213,7 @@ class AiOrchestration:
                 file=src.file,
                 field="policies.budget",
             )
-        wrapped = build_voices(policies, {v.name: v for v in voices})
+        wrapped = build_voices(policies, {v.name: v for v in voices}, registries=self.registries)
         return [wrapped[n] for n in names]
 
     def _configured_voices(self) -> list[Voice]:
@@ -257,13 +262,17 @@ class AiOrchestration:
             return None
         if self._router is None:
             from ai_orchestration.routing import Router
+            from ai_orchestration.voices import identity_of
 
             names = [v.name for v in self.voices]
             file = self._source.file
+            reg = self.registries
+            keys = {v.name: identity_of(v).key for v in self.voices}
+            kw: dict[str, Any] = {"circuit_registry": reg.circuits, "stats": reg.stats}
             router = (
-                Router.from_file(file, voices=names)
+                Router.from_file(file, voices=names, circuit_keys=keys, **kw)
                 if file is not None
-                else Router.from_mapping(self.config.routing, voices=names)
+                else Router.from_mapping(self.config.routing, voices=names, circuit_keys=keys, **kw)
             )
             self._check_panels(router)
             self._router = router
@@ -392,15 +401,16 @@ class AiOrchestration:
         catcher = TraceCatcher()
         run_id = new_run_id()
         try:
-            run = await workflow.run(
-                inp,
-                processors=(*self._processors, catcher),
-                tracing=self.config.tracing.enabled,
-                timeout=timeout,
-                budget=Budget(**b.model_dump()) if b is not None else self._policy_budget,
-                run_id=run_id,
-                attributes=attributes,
-            )
+            with recording_stats(self.registries.stats):
+                run = await workflow.run(
+                    inp,
+                    processors=(*self._processors, catcher),
+                    tracing=self.config.tracing.enabled,
+                    timeout=timeout,
+                    budget=Budget(**b.model_dump()) if b is not None else self._policy_budget,
+                    run_id=run_id,
+                    attributes=attributes,
+                )
         except BaseException as exc:  # recorded with no await first: see _recording
             error = with_voices(exc, catcher.trace)
             self.recorder.submit(failure_record(run_id, workflow.name, inp, error, catcher.trace))
@@ -462,8 +472,9 @@ class AiOrchestration:
             await asyncio.to_thread(self._sync_reliability)
         if not self._stats_warmed:
             self._stats_warmed = True
-            past = await asyncio.to_thread(lambda: self.store.recent_calls(voice_stats.window))
-            voice_stats.warm(past)
+            stats = self.registries.stats
+            past = await asyncio.to_thread(lambda: self.store.recent_calls(stats.window))
+            stats.warm(past)
         return warmed
 
     @property
