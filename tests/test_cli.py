@@ -152,3 +152,18 @@ def test_process_json_on_the_real_local_voices(tmp_path: Path) -> None:
     assert len(payload["votes"]) >= 3
     assert any("gemma" in v["voice"] for v in payload["votes"])
     assert Path(tmp_path, payload["trace_path"]).exists()
+
+
+def test_error_text_prints_literally(capsys: pytest.CaptureFixture[str]) -> None:
+    """Rich must not read an error as markup or emoji codes (':x:' is no icon, '[b]' no tag)."""
+    from ai_orchestration.errors import VoiceError
+
+    @cli.one_line_errors
+    def failing() -> None:
+        raise VoiceError("openai-compat:x: cannot connect [b]here[/b] :smile:", voice="x")
+
+    with pytest.raises(cli.typer.Exit) as exited:
+        failing()
+    assert exited.value.exit_code == 1
+    expected = "error: voice 'x': openai-compat:x: cannot connect [b]here[/b] :smile:\n"
+    assert capsys.readouterr().err == expected

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from ai_orchestration.errors import AiOrchestrationError, ConfigError, InputError, UserError
@@ -61,8 +62,9 @@ app = typer.Typer(
     cls=_Group,
 )
 command = app.command(cls=_Command)
-out = Console()
-err = Console(stderr=True)
+# No emoji codes anywhere: ``:x:`` in "openai-compat:x: cannot connect" is text, not an icon.
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigOpt = Annotated[
@@ -74,7 +76,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.", 
 
 def _fail(exc: BaseException, code: int) -> typer.Exit:
     text = redact_text(" ".join(str(exc).split())) or type(exc).__name__
-    err.print(f"error: {text}", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"error: {text}", markup=False, emoji=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -120,7 +122,7 @@ def _print_result(result: Any, as_json: bool) -> None:
     out.print(votes_table(result))
     out.print(f"[bold]run id[/]      {result.run_id}")
     if result.trace_path:
-        out.print(f"[bold]trace[/]       {result.trace_path}")
+        out.print(f"[bold]trace[/]       {escape(str(result.trace_path))}", highlight=False)
 
 
 @command
@@ -199,10 +201,10 @@ def run(
     if as_json:
         sys.stdout.write(orjson.dumps(payload, default=_jsonable).decode() + "\n")
     else:
-        out.print(f"[bold]output[/]  {_jsonable(result.output)}", highlight=False)
+        out.print(f"[bold]output[/]  {escape(str(_jsonable(result.output)))}", highlight=False)
         out.print(f"[bold]run id[/]  {result.run_id}")
         if trace_path:
-            out.print(f"[bold]trace[/]   {trace_path}")
+            out.print(f"[bold]trace[/]   {escape(str(trace_path))}", highlight=False)
 
 
 def _jsonable(value: Any) -> Any:
