@@ -45,6 +45,15 @@ class TraceCatcher:
     def on_trace_end(self, trace: Trace) -> None:
         self.trace = trace
 
+    def on_trace_start(self, trace: Trace) -> None:
+        return None
+
+    def force_flush(self) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
 
 class RunRecorder:
     """A span processor that records each run it sees in a store, on its own thread, in

@@ -24,6 +24,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from ai_orchestration.errors import AiOrchestrationError, ConfigError, InputError, UserError
 from ai_orchestration.tracing._redact import redact_text
+from ai_orchestration.tracing._trace import flush_processors
 
 __all__ = ["app", "main"]
 
@@ -192,10 +193,7 @@ def run(
     with _recorder(cfg) as recorder, err.status(f"running {flow.name}…"):
         run_in = flow.run(data, processors=[*processors, recorder], timeout=timeout)
         result = asyncio.run(run_in)
-    for p in processors:
-        flush = getattr(p, "flush", None)
-        if flush is not None:
-            flush()
+    flush_processors(processors)  # the audit file is whole before it is shown
     trace_path = result.trace.path
     payload = {
         "run_id": result.run_id,

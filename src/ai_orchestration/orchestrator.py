@@ -35,6 +35,7 @@ from ai_orchestration.tracing import (
     SpanProcessor,
     Trace,
 )
+from ai_orchestration.tracing._trace import flush_processors
 from ai_orchestration.voices import Usage, Voice
 from ai_orchestration.workflow import Workflow, WorkflowBuilder
 
@@ -461,7 +462,7 @@ class AiOrchestration:
         if self._recorder is not None:
             self._recorder.flush()
         if self.audit is not None:
-            self.audit.flush(result.run_id)  # this run's trace: another's failure is not ours
+            self.audit.flush(result.run_id)  # this run's spans: another's failure is not ours
         return result
 
     def feedback(self, run_id: str, correct_answer: Any) -> None:
@@ -515,8 +516,7 @@ class AiOrchestration:
         if self._recorder is not None:
             self._recorder.close()
             self._recorder = None
-        if self.audit is not None:
-            self.audit.flush()
+        flush_processors(self._processors, shutdown=True)  # the audit among them
         with self._store_lock:
             store, self._store = self._store, None
         if store is not None:
