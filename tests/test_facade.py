@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from ai_orchestration import AiOrchestration, InputError, Workflow, WorkflowBuilder
-from ai_orchestration._recording import RunRecorder
-from ai_orchestration.store import SQLiteStore
+from ai_orchestration.store import RunRecorder, SQLiteStore
 from ai_orchestration.testing import FunctionVoice
 from ai_orchestration.voices import VoiceRequest
 from ai_orchestration.voices.openai_compat import OpenAICompatVoice

@@ -220,8 +220,8 @@ def _read_config(config: Path | None) -> Any:
 def _recorder(cfg: Any) -> Iterator[Any]:
     """A run recorder over the configured store; every row written (or its error raised)
     and the store closed on the way out, even when the run failed."""
-    from ai_orchestration._recording import RunRecorder
     from ai_orchestration.store import open_store
+    from ai_orchestration.store._recording import RunRecorder
 
     store = open_store(cfg.store_url(), Path(cfg.state_dir), redact_io=cfg.tracing.redact_io)
     recorder = RunRecorder(lambda: store)

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 from ai_orchestration._bridge import LoopThread, in_event_loop
 from ai_orchestration._engine import new_run_id
 from ai_orchestration._limits import chat_context, check_process_input, check_voices_can_take
-from ai_orchestration._recording import RunRecorder, TraceCatcher, with_voices
 from ai_orchestration._runtime import Budget
 from ai_orchestration._steps import to_request
 from ai_orchestration.errors import AiOrchestrationError, ConfigError, InputError
 from ai_orchestration.stats import voice_stats
+from ai_orchestration.store._recording import RunRecorder, TraceCatcher, with_voices
 from ai_orchestration.tracing import (
     JsonlAuditProcessor,
     SpanProcessor,
@@ -373,7 +373,7 @@ class AiOrchestration:
                     run_id=run_id,
                     attributes=attributes,
                 )
-        except BaseException as exc:  # recorded at the trace's end: see _recording
+        except BaseException as exc:  # recorded at the trace's end: see store._recording
             self.recorder.written(run_id)  # queued; flush() and feedback wait for it
             error = with_voices(exc, catcher.trace)
             if error is exc:
