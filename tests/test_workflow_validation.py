@@ -15,7 +15,9 @@ from ai_orchestration.workflow import (
     Deadline,
     FirstSuccess,
     Quorum,
+    Step,
     StepKind,
+    Workflow,
     WorkflowBuilder,
 )
 
@@ -355,3 +357,25 @@ def test_team_validation_lists_every_problem() -> None:
         "agent 'a' hands off to unknown agent 'ghost'",
         "max_hops must be >= 0, got -1",
     ]
+
+
+# --- a Workflow built without the builder ---------------------------------------------------------
+
+
+async def test_a_workflow_built_by_hand_is_validated_and_runs() -> None:
+    steps = (Step("a", StepKind.CALL, ident, ()), Step("b", StepKind.CALL, ident, ("a",)))
+    wf = Workflow("by-hand", steps, ("b",))
+    assert (wf.roots, dict(wf.consumers)) == (("a",), {"a": ("b",), "b": ()})
+    assert (await wf.run(7)).output == 7  # it runs its steps (it used to output None)
+
+
+def test_an_invalid_hand_built_workflow_lists_every_problem() -> None:
+    steps = (Step("a", StepKind.CALL, ident, ("ghost",)), Step("a", StepKind.CALL, ident, ()))
+    with pytest.raises(WorkflowError) as err:
+        Workflow("by-hand", steps, ("nowhere",), timeout=0)
+    problems = err.value.problems
+    assert "step 'a' is defined twice" in problems
+    assert "workflow timeout must be > 0, got 0" in problems
+    assert any("ghost" in p for p in problems) and any("nowhere" in p for p in problems)
+    with pytest.raises(WorkflowError, match="sequence of Step objects"):
+        Workflow("w", ("not a step",), ("a",))  # type: ignore[arg-type]

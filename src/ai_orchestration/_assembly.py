@@ -18,6 +18,7 @@ from ai_orchestration.workflow import Workflow, WorkflowBuilder
 if TYPE_CHECKING:
     from ai_orchestration._runtime import Budget
     from ai_orchestration.config import ConfigSource, OrchestrationConfig
+    from ai_orchestration.policies._registries import PolicyRegistries
     from ai_orchestration.routing import RouteDecision, Router
 
 __all__ = ["Ensemble"]
@@ -36,9 +37,11 @@ class Ensemble:
         source: ConfigSource,
         given: list[Voice] | None,
         tracker: Callable[[], Any],
+        registries: PolicyRegistries,
     ) -> None:
         self.config, self.source, self.given = config, source, given
         self._tracker = tracker
+        self.registries = registries  # circuits, limiters, stats of the owning facade
         self._voices: list[Voice] | None = None
         self.policy_budget: Budget | None = None  # from [policies.budget], once voices exist
         self._workflow: Workflow | None = None
@@ -70,7 +73,7 @@ class Ensemble:
                 file=src.file,
                 field="policies.budget",
             )
-        wrapped = build_voices(policies, {v.name: v for v in voices})
+        wrapped = build_voices(policies, {v.name: v for v in voices}, registries=self.registries)
         return [wrapped[n] for n in names]
 
     def _configured_voices(self) -> list[Voice]:
@@ -100,14 +103,17 @@ class Ensemble:
         from ai_orchestration.config import parse_join
 
         c = self.config.consensus
+        method, options = c.method, self._fuse_options()
+        if self.given is None and not self.config.voices and "method" not in c.model_fields_set:
+            from ai_orchestration.voices.defaults import default_pool
+
+            # the embedded default fuses with its shipped, fitted pool (see voices.defaults)
+            method, options["reliability"] = "logpool", default_pool()
         return (
             WorkflowBuilder("process")
-            .consensus(
-                "consensus", voices, method=c.method, votes=parse_join(c.votes),
-                **self._fuse_options(),
-            )
+            .consensus("consensus", voices, method=method, votes=parse_join(c.votes), **options)
             .build()
-        )  # fmt: skip
+        )
 
     @property
     def router(self) -> Router | None:
@@ -116,13 +122,17 @@ class Ensemble:
             return None
         if self._router is None:
             from ai_orchestration.routing import Router
+            from ai_orchestration.voices import identity_of
 
             names = [v.name for v in self.voices]
             file = self.source.file
+            reg = self.registries
+            keys = {v.name: identity_of(v).key for v in self.voices}
+            kw: dict[str, Any] = {"circuit_registry": reg.circuits, "stats": reg.stats}
             router = (
-                Router.from_file(file, voices=names)
+                Router.from_file(file, voices=names, circuit_keys=keys, **kw)
                 if file is not None
-                else Router.from_mapping(self.config.routing, voices=names)
+                else Router.from_mapping(self.config.routing, voices=names, circuit_keys=keys, **kw)
             )
             self._check_panels(router)
             self._router = router

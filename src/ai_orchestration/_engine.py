@@ -12,12 +12,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ai_orchestration._policy import apply_step_policies
 from ai_orchestration._runtime import Budget, RunState, _scope, deadline_at
 from ai_orchestration._steps import RouteOutcome, run_step_body
+from ai_orchestration.engine._context import StepContext, check_completed
 from ai_orchestration.engine._join import Decision, JoinState, Outcome
 from ai_orchestration.errors import (
     AiOrchestrationError,
@@ -68,6 +69,9 @@ class RunResult:
     voice_usage: Mapping[str, Usage]
     outputs: Mapping[str, Any]
     duration_s: float
+    # Every finished execution at any depth, by step path ("review/check", "fanout[3]"):
+    # what ``Workflow.run(completed=...)`` takes back to resume.
+    step_outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Execution:
@@ -80,6 +84,7 @@ class _Execution:
         "input",
         "joins",
         "parent",
+        "prefix",
         "results",
         "state",
         "status",
@@ -90,8 +95,11 @@ class _Execution:
         "wf",
     )
 
-    def __init__(self, wf: Workflow, inp: Any, state: RunState, parent: Span) -> None:
+    def __init__(
+        self, wf: Workflow, inp: Any, state: RunState, parent: Span, prefix: str = ""
+    ) -> None:
         self.wf = wf
+        self.prefix = prefix  # this execution's steps' paths start with it ("outer/")
         self.input = inp
         self.state = state
         self.trace = state.trace
@@ -108,15 +116,15 @@ class _Execution:
 
     # --- starting ---------------------------------------------------------------------------
 
-    def start(self, completed: Mapping[str, Any] | None) -> None:
+    def start(self) -> None:
         ready: list[tuple[str, Any]] = []
-        if completed:
-            for name, value in completed.items():
-                if name not in self.wf.by_name:
-                    raise StepError(f"cannot resume: unknown step {name!r}", step=name)
+        done, prefix = self.state.completed, self.prefix
+        if done:  # resume: steps (at this depth) that finished in an earlier attempt
+            finished = [n for n in self.wf.by_name if prefix + n in done]
+            for name in finished:
                 self.status[name] = OK
-                self.results[name] = value
-            for name in completed:
+                self.results[name] = done[prefix + name]
+            for name in finished:
                 for c in self.wf.consumers[name]:
                     self._dep_resolved(c, name, OK, ready)
         for name in self.wf.roots:
@@ -160,7 +168,10 @@ class _Execution:
 
     async def _run_step(self, step: Step, inp: Any) -> Any:
         trace, state = self.trace, self.state
-        span = trace.start_span(SpanKind.STEP, step.name, StepSpanData(step.kind, inp), self.parent)
+        path = self.prefix + step.name
+        data = StepSpanData(step.kind, inp, path=path)
+        span = trace.start_span(SpanKind.STEP, step.name, data, self.parent)
+        ctx = StepContext(state, path, span, _sub_run)
         token = _scope.set((state, span))
         end = None if step.timeout is None else asyncio.get_running_loop().time() + step.timeout
         timeout_cm = None if end is None else asyncio.timeout_at(end)
@@ -170,11 +181,11 @@ class _Execution:
             elif step.policies:
 
                 def call() -> Any:
-                    return run_step_body(self, step, inp, span)
+                    return run_step_body(ctx, step, inp)
 
                 coro = apply_step_policies(call, step.policies, step.name)()
             else:
-                coro = run_step_body(self, step, inp, span)
+                coro = run_step_body(ctx, step, inp)
             if end is None or timeout_cm is None:
                 value = await coro
             else:  # one end: the step's timeout and the deadline nested policies see
@@ -201,6 +212,7 @@ class _Execution:
     def _on_ok(self, name: str, value: Any) -> tuple[str | None, Any]:
         self.status[name] = OK
         self.results[name] = value  # the one place a step's output is recorded
+        self.state.outputs[self.prefix + name] = value
         ready: list[tuple[str, Any]] = []
         for c in self.wf.consumers[name]:
             self._dep_resolved(c, name, OK, ready)
@@ -381,17 +393,15 @@ async def execute(
     state: RunState,
     parent: Span,
     *,
-    completed: Mapping[str, Any] | None = None,
+    prefix: str = "",
 ) -> tuple[Any, dict[str, Any]]:
-    """Run ``wf`` inside an existing run (used for runs and sub-workflows)."""
-    unknown = [n for n in completed or () if n not in wf.by_name]
-    if unknown:  # checked before the task group, which would wrap it in an ExceptionGroup
-        raise StepError(f"cannot resume: unknown step {unknown[0]!r}", step=unknown[0])
-    ex = _Execution(wf, inp, state, parent)
+    """Run ``wf`` inside an existing run (used for runs and sub-workflows, whose steps'
+    paths start with ``prefix``)."""
+    ex = _Execution(wf, inp, state, parent, prefix)
     try:
         async with asyncio.TaskGroup() as tg:
             ex.tg = tg
-            ex.start(completed)
+            ex.start()
     finally:
         for timer in ex.timers.values():
             timer.cancel()
@@ -401,6 +411,11 @@ async def execute(
             ex.failure.partial = dict(ex.results)
         raise ex.failure
     return ex.output(), ex.results
+
+
+async def _sub_run(wf: Workflow, inp: Any, ctx: StepContext) -> Any:
+    output, _ = await execute(wf, inp, ctx.state, ctx.span, prefix=ctx.path + "/")
+    return output
 
 
 async def run_workflow(
@@ -418,7 +433,9 @@ async def run_workflow(
     """Run ``wf`` once as a new run with its own trace; see ``Workflow.run``."""
     run_id = run_id or new_run_id()
     trace = Trace(run_id, wf.name, processors) if tracing else NoopTrace(run_id, wf.name)
-    state = RunState(run_id, trace, budget)
+    if completed:  # checked before any span or task: a bad key is the caller's error
+        check_completed(completed, wf.by_name)
+    state = RunState(run_id, trace, budget, completed)
     root = trace.start_span(SpanKind.RUN, wf.name, RunSpanData(wf.name, input=inp))
     for key, value in (attributes or {}).items():
         root.set(key, value)
@@ -426,12 +443,12 @@ async def run_workflow(
     token = _scope.set((state, root))
     try:
         if timeout is None:
-            output, outputs = await execute(wf, inp, state, root, completed=completed)
+            output, outputs = await execute(wf, inp, state, root)
         else:
             try:
                 with deadline_at(asyncio.get_running_loop().time() + timeout):
                     async with asyncio.timeout(timeout):
-                        output, outputs = await execute(wf, inp, state, root, completed=completed)
+                        output, outputs = await execute(wf, inp, state, root)
             except TimeoutError as exc:
                 raise DeadlineExceededError(
                     f"run {run_id} of workflow {wf.name!r} timed out after {timeout}s",
@@ -462,5 +479,6 @@ async def run_workflow(
         usage=state.usage,
         voice_usage=state.voice_usage,
         outputs=outputs,
+        step_outputs=state.outputs,
         duration_s=time.perf_counter() - started,
     )

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from ai_orchestration._limits import over_context
 from ai_orchestration.errors import (
@@ -90,12 +91,30 @@ class RunState:
     """What one run accumulates: its trace, usage totals (overall and per voice), budget, and
     what calls in flight have reserved of the budget."""
 
-    __slots__ = ("_calls", "budget", "reserved", "run_id", "started", "trace", "usage")
+    __slots__ = (
+        "_calls",
+        "budget",
+        "completed",
+        "outputs",
+        "reserved",
+        "run_id",
+        "started",
+        "trace",
+        "usage",
+    )
 
-    def __init__(self, run_id: str, trace: Trace, budget: Budget | None = None) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        trace: Trace,
+        budget: Budget | None = None,
+        completed: Mapping[str, Any] | None = None,
+    ) -> None:
         self.run_id = run_id
         self.trace = trace
         self.budget = budget
+        self.completed: Mapping[str, Any] = completed or {}  # resume: step path → output
+        self.outputs: dict[str, Any] = {}  # every finished execution: step path → output
         self.usage = Usage()
         self.reserved = Usage()  # the estimates of the calls in flight
         self._calls: list[tuple[str, Usage]] = []

@@ -16,6 +16,7 @@ from ai_orchestration._limits import over_context
 from ai_orchestration._runtime import _scope, call_voice, current_deadline
 from ai_orchestration.consensus import Consensus, Vote
 from ai_orchestration.context import Context
+from ai_orchestration.engine._join import Decision, JoinState, Outcome
 from ai_orchestration.errors import (
     AiOrchestrationError,
     BudgetExceededError,
@@ -24,7 +25,7 @@ from ai_orchestration.errors import (
     LoopLimitError,
     StepError,
 )
-from ai_orchestration.tracing import ConsensusSpanData, Span, SpanKind, SpanStatus, StepSpanData
+from ai_orchestration.tracing import ConsensusSpanData, SpanKind, SpanStatus, StepSpanData
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
 from ai_orchestration.workflow import (
     Adaptive,
@@ -41,13 +42,14 @@ from ai_orchestration.workflow import (
 )
 
 if TYPE_CHECKING:
-    from ai_orchestration._engine import _Execution
     from ai_orchestration.consensus import ConfusionModel
+    from ai_orchestration.engine._context import StepContext
 
 __all__ = [
     "ABSTAINED",
     "Collected",
     "RouteOutcome",
+    "abstention",
     "collect_votes",
     "picks_among_answers",
     "run_step_body",
@@ -90,7 +92,7 @@ def to_request(value: Any, step: str) -> VoiceRequest:
     )
 
 
-async def run_step_body(ex: _Execution, step: Step, inp: Any, span: Span) -> Any:
+async def run_step_body(ctx: StepContext, step: Step, inp: Any) -> Any:
     """Run one step's body (without timeout/policies, which the engine applies)."""
     match step.kind:
         case StepKind.CALL:
@@ -98,15 +100,15 @@ async def run_step_body(ex: _Execution, step: Step, inp: Any, span: Span) -> Any
         case StepKind.VOICE:
             return await call_voice(step.spec, to_request(inp, step.name))
         case StepKind.CONSENSUS:
-            return await _run_consensus(ex, step, inp, span)
+            return await _run_consensus(ctx, step, inp)
         case StepKind.ROUTE:
             return _run_route(step, inp)
         case StepKind.MAP:
-            return await _run_map(ex, step, inp, span)
+            return await _run_map(ctx, step, inp)
         case StepKind.LOOP:
-            return await _run_loop(ex, step, inp, span)
+            return await _run_loop(ctx, step, inp)
         case StepKind.WORKFLOW:
-            return await _run_sub(ex, step.spec, inp, span)
+            return await ctx.run(step.spec, inp)
         case StepKind.AGENTS:
             return await step.spec.run(inp)
     raise AssertionError(f"unhandled step kind {step.kind}")  # pragma: no cover
@@ -118,26 +120,20 @@ def _run_route(step: Step, inp: Any) -> RouteOutcome:
     return RouteOutcome(labels, inp)
 
 
-async def _run_sub(ex: _Execution, wf: Workflow, inp: Any, span: Span) -> Any:
-    from ai_orchestration._engine import execute
-
-    output, _ = await execute(wf, inp, ex.state, span)
-    return output
-
-
-async def _call_unit(ex: _Execution, fn: Any, inp: Any, span: Span) -> Any:
-    if isinstance(fn, Workflow):
-        return await _run_sub(ex, fn, inp, span)
-    return await fn(inp)
-
-
-async def _child(ex: _Execution, name: str, kind: str, fn: Any, inp: Any, parent: Span) -> Any:
-    """Run one map item / loop iteration in its own child span."""
-    trace = ex.trace
-    span = trace.start_span(SpanKind.STEP, name, StepSpanData(kind, inp), parent)
-    token = _scope.set((ex.state, span))
+async def _child(ctx: StepContext, segment: str, kind: str, fn: Any, inp: Any) -> Any:
+    """Run one map item (``segment`` ``"[3]"``) / loop iteration (``"#2"``) in its own child
+    span, or take its output from an earlier attempt when the run is being resumed."""
+    path = ctx.path + segment
+    done, value = ctx.completed(path)
+    if done:
+        return value
+    trace = ctx.state.trace
+    name = path.rsplit("/", 1)[-1]
+    span = trace.start_span(SpanKind.STEP, name, StepSpanData(kind, inp, path=path), ctx.span)
+    token = _scope.set((ctx.state, span))
     try:
-        value = await _call_unit(ex, fn, inp, span)
+        inner = ctx.child(segment, span)
+        value = await (inner.run(fn, inp) if isinstance(fn, Workflow) else fn(inp))
     except asyncio.CancelledError as exc:
         trace.end_span(span, SpanStatus.CANCELLED, exc)
         raise
@@ -148,6 +144,7 @@ async def _child(ex: _Execution, name: str, kind: str, fn: Any, inp: Any, parent
         _scope.reset(token)
     span.data.output = value  # type: ignore[attr-defined]
     trace.end_span(span)
+    ctx.state.outputs[path] = value
     return value
 
 
@@ -159,7 +156,7 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group  # pragma: no cover
 
 
-async def _run_map(ex: _Execution, step: Step, inp: Any, span: Span) -> list[Any]:
+async def _run_map(ctx: StepContext, step: Step, inp: Any) -> list[Any]:
     spec: MapSpec = step.spec
     try:
         items = list(inp)
@@ -171,12 +168,11 @@ async def _run_map(ex: _Execution, step: Step, inp: Any, span: Span) -> list[Any
     sem = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
 
     async def one(i: int, item: Any) -> None:
-        name = f"{step.name}[{i}]"
         if sem is None:
-            results[i] = await _child(ex, name, "map-item", spec.fn, item, span)
+            results[i] = await _child(ctx, f"[{i}]", "map-item", spec.fn, item)
         else:
             async with sem:
-                results[i] = await _child(ex, name, "map-item", spec.fn, item, span)
+                results[i] = await _child(ctx, f"[{i}]", "map-item", spec.fn, item)
 
     try:
         async with asyncio.TaskGroup() as tg:
@@ -187,11 +183,11 @@ async def _run_map(ex: _Execution, step: Step, inp: Any, span: Span) -> list[Any
     return results
 
 
-async def _run_loop(ex: _Execution, step: Step, inp: Any, span: Span) -> Any:
+async def _run_loop(ctx: StepContext, step: Step, inp: Any) -> Any:
     spec: LoopSpec = step.spec
     value = inp
     for i in range(1, spec.max_iterations + 1):
-        value = await _child(ex, f"{step.name}#{i}", "loop-iteration", spec.body, value, span)
+        value = await _child(ctx, f"#{i}", "loop-iteration", spec.body, value)
         try:
             done = spec.until(value)
         except Exception as exc:
@@ -199,7 +195,7 @@ async def _run_loop(ex: _Execution, step: Step, inp: Any, span: Span) -> Any:
                 f"step {step.name!r}: until() raised {type(exc).__name__}: {exc}", step=step.name
             ) from exc
         if done:
-            span.set("iterations", i)
+            ctx.span.set("iterations", i)
             return value
     raise LoopLimitError(
         f"step {step.name!r}: loop reached max_iterations={spec.max_iterations} without "
@@ -220,25 +216,20 @@ def response_vote(voice: str, response: VoiceResponse) -> Vote:
     )  # fmt: skip
 
 
-def _enough(join: Any, got: int, valid: int, n: int) -> bool:
-    if got == n:
-        return True
-    if type(join) is Quorum:
-        return valid >= join.k
-    if type(join) is FirstSuccess:
-        return valid >= 1
-    return False
-
-
 def picks_among_answers(voice: Voice) -> bool:
     """True for a voice that cannot write free text, only pick among given answers."""
     return getattr(voice, "picks_among_answers", False) is True
 
 
 _NO_CANDIDATES = "no candidates to select among: no other voice gave a valid answer"
-ABSTAINED = "abstained: "  # how a voice's own choice not to vote starts its error text
-_ONE_CANDIDATE = ABSTAINED + "the other voices gave one answer, nothing to select among"
-_ALL_ECHOES = ABSTAINED + "every answer only repeats words or numbers of the question"
+ABSTAINED = "abstained: "  # how an abstention's reason reads in the trace and errors
+_ONE_CANDIDATE = "the other voices gave one answer, nothing to select among"
+_ALL_ECHOES = "every answer only repeats words or numbers of the question"
+
+
+def abstention(voice: str, why: str) -> Vote:
+    """A voice's deliberate choice not to vote (``Vote.abstained``), with its reason."""
+    return Vote(voice=voice, answer=None, error=ABSTAINED + why, abstained=True)
 
 
 def _candidates(votes: Sequence[Vote]) -> list[str]:
@@ -288,22 +279,23 @@ async def collect_votes(
     got = Collected([], [])
     enough = asyncio.Event()
     n = len(voices)
-    valid = 0  # counted as votes arrive: re-counting per vote made 1,000 voices O(n²)
     waits_all = _waits_for_all(join)
+    # Votes stop being awaited once the join is satisfied, or when every voice answered; a
+    # join that can no longer be satisfied still waits: late votes may reach min_votes.
+    joined = None if waits_all else JoinState(join, n)
 
     def record(vote: Vote) -> None:
-        nonlocal valid
         got.votes.append(vote)
-        if waits_all:  # the end of the task group is the only signal
+        if joined is None:  # the end of the task group is the only signal
             return
-        valid += vote.ok
-        if _enough(join, len(got.votes), valid, n):
+        decision = joined.record(Outcome.OK if vote.ok else Outcome.FAILED)
+        if decision is Decision.READY or len(got.votes) == n:
             enough.set()
 
     async def ask(voice: Voice, req: VoiceRequest) -> None:
         too_long = over_context(voice, req)
         if too_long is not None:  # not an error of the voice: it cannot take this input
-            record(Vote(voice=voice.name, answer=None, error=ABSTAINED + too_long))
+            record(abstention(voice.name, too_long))
             return
         try:
             response = await call_voice(voice, req, timeout=voice_timeout)
@@ -331,10 +323,13 @@ async def collect_votes(
         selectable = [c for c in candidates if not echoes(c, request.prompt)]
         got.selection = {v.name: selectable for v in selectors}
         if len(candidates) < 2 or not selectable:  # picking the only answer is no evidence
-            why = _ONE_CANDIDATE if candidates else _NO_CANDIDATES
-            why = why if len(candidates) < 2 else _ALL_ECHOES
+            why = _ONE_CANDIDATE if len(candidates) < 2 else _ALL_ECHOES
             for v in selectors:
-                record(Vote(voice=v.name, answer=None, error=why))
+                record(
+                    abstention(v.name, why)
+                    if candidates
+                    else Vote(v.name, None, error=_NO_CANDIDATES)
+                )
             return
         choosing = replace(request, choices=tuple(selectable))
         async with asyncio.TaskGroup() as tg:
@@ -463,7 +458,7 @@ def _waits_for_all(join: Any) -> bool:
     return type(join) not in (Quorum, FirstSuccess, Deadline)
 
 
-async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Consensus:
+async def _run_consensus(ctx: StepContext, step: Step, inp: Any) -> Consensus:
     from ai_orchestration.consensus import fuse
 
     spec: ConsensusSpec = step.spec
@@ -491,9 +486,9 @@ async def _run_consensus(ex: _Execution, step: Step, inp: Any, span: Span) -> Co
         extra["selection"] = got.selection
     if got.answered_by:
         extra["answered_by"] = got.answered_by
-    trace = ex.trace
+    trace = ctx.state.trace
     data = ConsensusSpanData(method=spec.method, votes=got.votes)  # serialised when exported
-    cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, span)
+    cspan = trace.start_span(SpanKind.CONSENSUS, step.name, data, ctx.span)
     try:
         try:
             result = fuse(got.votes, method=spec.method, **_fuse_options(options, request))

@@ -367,17 +367,17 @@ def _check_has_routing(path: Path) -> None:
 def stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Per-voice latency, error and cost statistics from the configured store.
 
-    Covers the last calls recorded per voice, and this process's circuit states.
+    Covers the last calls recorded per voice (circuits live in each running instance).
     """
     from ai_orchestration.config import read_config
-    from ai_orchestration.policies import circuits
-    from ai_orchestration.stats import voice_stats
+    from ai_orchestration.stats import StatsRegistry
     from ai_orchestration.store import open_store
     from ai_orchestration.store._dsn import redact
 
     cfg = read_config(config)[0]
     url = cfg.store_url()
     source = str(Path(cfg.state_dir) / "state.sqlite3") if url == "sqlite" else redact(url)
+    voice_stats = StatsRegistry()
     if url != "sqlite" or Path(source).exists():
         store = open_store(url, cfg.state_dir)
         try:
@@ -387,15 +387,12 @@ def stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         data = {
             "voices": {k: v.to_dict() for k, v in voice_stats.snapshot().items()},
-            "circuits": circuits.snapshot(),
             "source": source,
         }
         sys.stdout.write(orjson.dumps(data).decode() + "\n")
         return
     out.print(f"last {voice_stats.window} calls per voice recorded in {source}", highlight=False)
     out.print(voice_stats.format_table(), highlight=False)
-    for key, snap in circuits.snapshot().items():
-        out.print(f"circuit {key}: {snap['state']}", highlight=False)
 
 
 def main() -> None:

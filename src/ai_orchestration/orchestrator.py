@@ -29,7 +29,7 @@ from ai_orchestration._limits import chat_context, check_process_input, check_vo
 from ai_orchestration._runtime import Budget
 from ai_orchestration._steps import to_request
 from ai_orchestration.errors import InputError
-from ai_orchestration.stats import voice_stats
+from ai_orchestration.stats import recording_stats
 from ai_orchestration.store._recording import RunRecorder, TraceCatcher, with_voices
 from ai_orchestration.tracing import (
     JsonlAuditProcessor,
@@ -43,6 +43,7 @@ from ai_orchestration.workflow import Workflow
 if TYPE_CHECKING:
     from ai_orchestration.config import OrchestrationConfig
     from ai_orchestration.consensus import Consensus, Vote
+    from ai_orchestration.policies._registries import PolicyRegistries
     from ai_orchestration.routing import RouteDecision, Router
     from ai_orchestration.store import Store
     from ai_orchestration.voices._http import HttpClientPool
@@ -119,13 +120,19 @@ class AiOrchestration:
         *,
         voices: Sequence[Voice] | None = None,
         processors: Sequence[SpanProcessor] = (),
+        registries: PolicyRegistries | None = None,
     ) -> None:
         from ai_orchestration.config import read_config
+        from ai_orchestration.policies._registries import PolicyRegistries
 
         self.config, self._source = read_config(config)
+        # Circuits, rate limiters and voice statistics: this instance's own unless shared.
+        self.registries = registries if registries is not None else PolicyRegistries()
         self.state_dir = Path(self.config.state_dir)
         given = list(voices) if voices is not None else None
-        self._ensemble = Ensemble(self.config, self._source, given, lambda: self.tracker)
+        self._ensemble = Ensemble(
+            self.config, self._source, given, lambda: self.tracker, self.registries
+        )
         self._stats_warmed = False
         self._reliability_synced = -math.inf
         self._store: Store | None = None
@@ -250,7 +257,7 @@ class AiOrchestration:
         catcher = TraceCatcher()
         run_id = new_run_id()
         try:
-            with self._http.using():
+            with self._http.using(), recording_stats(self.registries.stats):
                 run = await workflow.run(
                     inp,
                     processors=(*self._processors, catcher, self.recorder),
@@ -295,8 +302,9 @@ class AiOrchestration:
             await asyncio.to_thread(self._sync_reliability)
         if not self._stats_warmed:
             self._stats_warmed = True
-            past = await asyncio.to_thread(lambda: self.store.recent_calls(voice_stats.window))
-            voice_stats.warm(past)
+            stats = self.registries.stats
+            past = await asyncio.to_thread(lambda: self.store.recent_calls(stats.window))
+            stats.warm(past)
         return warmed
 
     @property

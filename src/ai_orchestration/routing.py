@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ai_orchestration.errors import ConfigError
-from ai_orchestration.policies._circuit import CircuitRegistry, circuits
+from ai_orchestration.policies._circuit import CircuitRegistry
 from ai_orchestration.policies._clock import Clock, system_clock
-from ai_orchestration.stats import StatsRegistry, voice_stats
+from ai_orchestration.stats import StatsRegistry
 from ai_orchestration.voices import VoiceRequest
 
 if TYPE_CHECKING:
@@ -236,14 +236,20 @@ class Router:
         self,
         config: RoutingConfig,
         *,
-        circuit_registry: CircuitRegistry = circuits,
-        stats: StatsRegistry = voice_stats,
+        circuit_registry: CircuitRegistry | None = None,
+        stats: StatsRegistry | None = None,
+        circuit_keys: Mapping[str, str] | None = None,
         path: Path | None = None,
         known_voices: Iterable[str] | None = None,
         check_interval: float = 1.0,
         clock: Clock = system_clock,
     ) -> None:
-        self.circuits, self.stats, self.clock = circuit_registry, stats, clock
+        # The owner's circuits and statistics (an AiOrchestration passes its own) and each
+        # voice's circuit key (its identity); a voice without one is looked up by name.
+        self.circuits = circuit_registry if circuit_registry is not None else CircuitRegistry()
+        self.stats = stats if stats is not None else StatsRegistry()
+        self.circuit_keys: Mapping[str, str] = dict(circuit_keys or {})
+        self.clock = clock
         self.path, self.check_interval = path, check_interval
         self.known_voices = None if known_voices is None else tuple(known_voices)
         self.last_error: str | None = None
@@ -407,7 +413,8 @@ class Router:
         profiles = self.config.voices
         for v in voices:
             prof = profiles.get(v)
-            key = prof.circuit_key if prof is not None and prof.circuit_key else v
+            key = prof.circuit_key if prof is not None and prof.circuit_key else None
+            key = key or self.circuit_keys.get(v, v)
             if self.circuits.available(key):
                 healthy.append(v)
             else:

@@ -1,7 +1,9 @@
 """Live per-voice statistics: rolling latency percentiles, error rate and cost.
 
-The engine's voice-call seam records every call here (one cheap call); hedging and routing
-read it. Statistics are process-wide and roll over the last ``window`` calls::
+The engine's voice-call seam records every call (``record_call``, one cheap call) into the
+registry of the scope it runs in — an ``AiOrchestration`` opens ``recording_stats`` with its
+own registry around each run; outside any scope nothing is recorded. Hedging and routing read
+the same registry. Statistics roll over the last ``window`` calls::
 
     >>> from ai_orchestration.stats import StatsRegistry
     >>> reg = StatsRegistry(window=4)
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["StatsRegistry", "StatsSnapshot", "VoiceStats", "record_call", "voice_stats"]
+__all__ = ["StatsRegistry", "StatsSnapshot", "VoiceStats", "record_call", "recording_stats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,7 @@ class VoiceStats:
 
 
 class StatsRegistry:
-    """Statistics of every voice by name; ``voice_stats`` is the process-wide instance."""
+    """Statistics of every voice by name (names are unique within one owner's voices)."""
 
     __slots__ = ("_by_name", "window")
 
@@ -204,5 +208,21 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{1000 * v:.1f}"
 
 
-voice_stats = StatsRegistry()
-record_call = voice_stats.record
+_recording: ContextVar[StatsRegistry | None] = ContextVar("ai_orchestration_stats", default=None)
+
+
+@contextmanager
+def recording_stats(registry: StatsRegistry) -> Iterator[StatsRegistry]:
+    """Voice calls made inside (and in tasks started inside) are recorded in ``registry``."""
+    token = _recording.set(registry)
+    try:
+        yield registry
+    finally:
+        _recording.reset(token)
+
+
+def record_call(voice: str, latency_s: float, ok: bool = True, cost_usd: float = 0.0) -> None:
+    """Record one finished call in the current ``recording_stats`` registry, if any."""
+    registry = _recording.get()
+    if registry is not None:
+        registry.record(voice, latency_s, ok, cost_usd)

@@ -149,18 +149,35 @@ class ConsensusSpec:
 
 @dataclass(frozen=True)
 class Workflow:
-    """An immutable, validated workflow. Run it with ``await workflow.run(input)``."""
+    """An immutable, validated workflow. Run it with ``await workflow.run(input)``.
+
+    Built by :class:`WorkflowBuilder`, or directly from steps; either way it is validated
+    when constructed (a :class:`WorkflowError` lists every problem), never a silent no-op.
+    """
 
     name: str
     steps: tuple[Step, ...]
     output: tuple[str, ...]
     timeout: float | None = None
-    # Derived indexes (filled in by the builder; the engine reads them on every run).
-    by_name: Mapping[str, Step] = field(default_factory=dict, repr=False, compare=False)
-    consumers: Mapping[str, tuple[str, ...]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-    roots: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    # Derived indexes (computed on construction; the engine reads them on every run).
+    by_name: Mapping[str, Step] = field(init=False, repr=False, compare=False)
+    consumers: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    roots: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        problems = _problems(self.name, self.steps, self.output, self.timeout)
+        if problems:
+            raise WorkflowError(self.name, problems)
+        steps = tuple(self.steps)
+        consumers: dict[str, list[str]] = {s.name: [] for s in steps}
+        for s in steps:
+            for dep in s.after:
+                consumers[dep].append(s.name)
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "output", tuple(self.output))
+        object.__setattr__(self, "by_name", {s.name: s for s in steps})
+        object.__setattr__(self, "consumers", {k: tuple(v) for k, v in consumers.items()})
+        object.__setattr__(self, "roots", tuple(s.name for s in steps if not s.after))
 
     async def run(
         self,
@@ -336,36 +353,36 @@ class WorkflowBuilder:
         return self
 
     def build(self) -> Workflow:
-        from ai_orchestration._validate import validate
-
         steps = tuple(self._steps)
-        problems = list(self._problems)
-        by_name: dict[str, Step] = {}
-        for s in steps:
-            if s.name in by_name:
-                problems.append(f"step {s.name!r} is defined twice")
-            by_name[s.name] = s
-        consumers: dict[str, list[str]] = {s.name: [] for s in steps}
-        for s in steps:
-            for dep in s.after:
-                if dep in consumers:
-                    consumers[dep].append(s.name)
-        sinks = tuple(s.name for s in steps if not consumers[s.name])
-        output = self._output if self._output is not None else sinks
-        problems += validate(steps, by_name, output)
-        if self.timeout is not None and self.timeout <= 0:
-            problems.append(f"workflow timeout must be > 0, got {self.timeout}")
+        if self._output is not None:
+            output = self._output
+        else:  # the sinks: steps nobody consumes
+            consumed = {dep for s in steps for dep in s.after}
+            output = tuple(s.name for s in steps if s.name not in consumed)
+        problems = self._problems + _problems(self.name, steps, output, self.timeout)
         if problems:
             raise WorkflowError(self.name, problems)
-        return Workflow(
-            self.name,
-            steps,
-            output,
-            self.timeout,
-            by_name=by_name,
-            consumers={k: tuple(v) for k, v in consumers.items()},
-            roots=tuple(s.name for s in steps if not s.after),
-        )
+        return Workflow(self.name, steps, output, self.timeout)
+
+
+def _problems(
+    name: str, steps: Sequence[Step], output: Sequence[str], timeout: float | None
+) -> list[str]:
+    """Every problem of a workflow definition, by step name (empty: it is valid)."""
+    from ai_orchestration._validate import validate
+
+    if isinstance(steps, Step | str) or not all(isinstance(s, Step) for s in steps):
+        return ["steps must be a sequence of Step objects"]
+    problems: list[str] = []
+    by_name: dict[str, Step] = {}
+    for s in steps:
+        if s.name in by_name:
+            problems.append(f"step {s.name!r} is defined twice")
+        by_name[s.name] = s
+    problems += validate(tuple(steps), by_name, tuple(output))
+    if timeout is not None and timeout <= 0:
+        problems.append(f"workflow timeout must be > 0, got {timeout}")
+    return problems
 
 
 def declared_types(fn: Any) -> tuple[type | None, type | None]:

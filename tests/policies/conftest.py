@@ -6,8 +6,6 @@ from contextlib import AbstractContextManager, contextmanager
 import pytest
 
 from ai_orchestration._runtime import RunState, run_scope
-from ai_orchestration.policies import circuits, rate_limiters
-from ai_orchestration.stats import voice_stats
 from ai_orchestration.tracing import RunSpanData, Span, SpanKind, Trace
 
 
@@ -19,17 +17,6 @@ def _in_run(run_id: str = "r1") -> Iterator[tuple[RunState, Span]]:
     state = RunState(run_id, trace)
     with run_scope(state, root):
         yield state, root
-
-
-@pytest.fixture(autouse=True)
-def _fresh_registries() -> Iterator[None]:
-    circuits.reset()
-    rate_limiters.reset()
-    voice_stats.reset()
-    yield
-    circuits.reset()
-    rate_limiters.reset()
-    voice_stats.reset()
 
 
 InRun = Callable[..., AbstractContextManager[tuple[RunState, Span]]]

@@ -23,7 +23,6 @@ from ai_orchestration.policies import (
     FallbackPolicy,
     FallbackResponse,
     apply_step_policies,
-    circuits,
     with_policies,
 )
 from ai_orchestration.testing import FakeClock, FaultyVoice, ScriptedVoice, SeededVoice
@@ -38,9 +37,10 @@ def down(voice: str = "p") -> ProviderUnavailableError:
 
 
 async def test_circuit_opens_at_failure_rate_and_refuses_without_calling() -> None:
+    circuits = CircuitRegistry()  # the registry the policy is given
     clock = FakeClock()
     inner = ScriptedVoice("p", ["ok", down(), "ok", down()])
-    voice = with_policies(inner, CircuitPolicy(settings=SETTINGS, clock=clock))
+    voice = with_policies(inner, CircuitPolicy(settings=SETTINGS, registry=circuits, clock=clock))
     breaker = circuits.get("p")
     for _ in range(4):
         with contextlib.suppress(ProviderUnavailableError):
@@ -53,10 +53,11 @@ async def test_circuit_opens_at_failure_rate_and_refuses_without_calling() -> No
 
 
 async def test_failures_outside_the_window_are_forgotten() -> None:
+    circuits = CircuitRegistry()  # the registry the policy is given
     clock = FakeClock()
     voice = with_policies(
         ScriptedVoice("p", [down(), down(), "ok", "ok", "ok"]),
-        CircuitPolicy(settings=SETTINGS, clock=clock),
+        CircuitPolicy(settings=SETTINGS, registry=circuits, clock=clock),
     )
     for _ in range(2):
         with pytest.raises(ProviderUnavailableError):
@@ -69,9 +70,12 @@ async def test_failures_outside_the_window_are_forgotten() -> None:
 
 
 async def test_caller_faults_do_not_count_as_provider_failures() -> None:
+    circuits = CircuitRegistry()  # the registry the policy is given
     clock = FakeClock()
     bad = [BadRequestError("400", voice="p")] * 6
-    voice = with_policies(ScriptedVoice("p", bad), CircuitPolicy(settings=SETTINGS, clock=clock))
+    voice = with_policies(
+        ScriptedVoice("p", bad), CircuitPolicy(settings=SETTINGS, registry=circuits, clock=clock)
+    )
     for _ in range(6):
         with pytest.raises(BadRequestError):
             await voice.respond(REQ)
@@ -109,6 +113,7 @@ async def test_half_open_limits_concurrent_probes() -> None:
 
 
 async def test_provider_outage_opens_circuit_moves_traffic_and_recovers(in_run: Any) -> None:
+    circuits = CircuitRegistry()  # the registry the policy is given
     """The issue's scenario: full outage → open within the window → fallback answers →
     half-open after the cool-down → closed once probes succeed."""
     clock = FakeClock()
@@ -117,7 +122,7 @@ async def test_provider_outage_opens_circuit_moves_traffic_and_recovers(in_run: 
     voice = with_policies(
         provider,
         FallbackPolicy([backup]),
-        CircuitPolicy(settings=SETTINGS, clock=clock),
+        CircuitPolicy(settings=SETTINGS, registry=circuits, clock=clock),
     )
     breaker = circuits.get("primary")
     provider.down = True

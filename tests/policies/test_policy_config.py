@@ -5,11 +5,10 @@ import pytest
 from ai_orchestration._runtime import Budget
 from ai_orchestration.errors import ConfigError, ProviderUnavailableError
 from ai_orchestration.policies import (
-    CircuitRegistry,
     FakeClock,
     FallbackResponse,
     PoliciesConfig,
-    RateLimitRegistry,
+    PolicyRegistries,
     build_voices,
 )
 from ai_orchestration.testing import ScriptedVoice
@@ -90,13 +89,7 @@ async def test_build_voices_applies_stacks_and_fallbacks() -> None:
         "local": ScriptedVoice("local", ["from local"]),
     }
     clock = FakeClock()
-    built = build_voices(
-        config,
-        raw,
-        clock=clock,
-        circuit_registry=CircuitRegistry(),
-        limiter_registry=RateLimitRegistry(),
-    )
+    built = build_voices(config, raw, clock=clock, registries=PolicyRegistries())
     assert sorted(built) == ["gpt", "local"] and built["gpt"].name == "gpt"
     out = await built["gpt"].respond(VoiceRequest.from_prompt("q"))
     assert isinstance(out, FallbackResponse) and out.answered_by == "local"

@@ -15,7 +15,6 @@ from ai_orchestration.policies import (
     ValidationPolicy,
     check_schema,
     parse_json,
-    rate_limiters,
     with_policies,
 )
 from ai_orchestration.testing import FakeClock, FunctionVoice, ScriptedVoice
@@ -58,7 +57,7 @@ async def test_limits_are_shared_per_provider_key() -> None:
     with pytest.raises(RateLimitedError) as info:
         await b.respond(REQ)
     assert info.value.retry_after == 60.0 and info.value.voice == "openai"
-    limiter = rate_limiters.get("openai", RateLimits())
+    limiter = policy.registry.get("openai", RateLimits())  # the policy's own registry
     assert limiter.requests is not None and limiter.requests.tokens == 0  # refunded
 
 
@@ -69,7 +68,7 @@ async def test_tokens_per_minute_uses_estimate_then_actual_usage() -> None:
     voice = with_policies(ScriptedVoice("p", [used]), policy)
     req = VoiceRequest.from_prompt("abcd" * 10, settings=VoiceSettings(max_tokens=100))
     await voice.respond(req)
-    limiter = rate_limiters.get("p", RateLimits())
+    limiter = policy.registry.get("p", RateLimits())
     assert limiter.tokens is not None and limiter.tokens.tokens == 590
 
 

@@ -7,7 +7,6 @@ import pickle
 import threading
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,11 @@ from typer.testing import CliRunner
 
 from ai_orchestration import AiOrchestration, ProviderUnavailableError, cli
 from ai_orchestration.errors import StoreError
-from ai_orchestration.stats import voice_stats
 from ai_orchestration.store import RunRecord
 from ai_orchestration.testing import FunctionVoice
 
 psycopg = pytest.importorskip("psycopg")
 from ai_orchestration.store.postgres import PostgresStore  # noqa: E402  (needs psycopg)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_stats() -> Iterator[None]:
-    voice_stats.reset()
-    yield
-    voice_stats.reset()
 
 
 @pytest.mark.parametrize(
@@ -147,7 +138,6 @@ def test_two_workers_share_one_postgres_store(
     first = system(tmp_path / "w1", pg_url)
     run_ids = [first.process("2 + 2 = ?").run_id for _ in range(3)]
     monkeypatch.setenv("AIO_TEST_STORE_URL", pg_url)
-    voice_stats.reset()  # the second worker is another process
     second = system(tmp_path / "w2", "env:AIO_TEST_STORE_URL")
     assert isinstance(second.store, PostgresStore)
     record = second.store.get_run(run_ids[0])
@@ -156,10 +146,10 @@ def test_two_workers_share_one_postgres_store(
     second.feedback(run_ids[0], "4")
     seen_by_first = first.store.get_run(run_ids[0])
     assert seen_by_first is not None and seen_by_first.feedback == "4"
-    calls = second.store.recent_calls(voice_stats.window)
+    calls = second.store.recent_calls(second.registries.stats.window)
     assert sorted((v, ok) for v, _, ok, _ in calls) == [("a", True)] * 3 + [("b", False)] * 3
     second.process("2 + 2 = ?")  # starts from the first worker's recorded calls
-    a, b = voice_stats.get("a"), voice_stats.get("b")
+    a, b = second.registries.stats.get("a"), second.registries.stats.get("b")
     assert a is not None and b is not None
     assert (a.calls, b.calls, b.errors) == (4, 4, 4)
     first.close()
@@ -174,7 +164,6 @@ def test_cli_stats_reads_the_postgres_store(
     worker.process("q")
     worker.process("q")
     worker.close()
-    voice_stats.reset()
     monkeypatch.setenv("AIO_TEST_STORE_URL", f"{pg_url}&password=Sup3r")  # trust auth: unused
     config = tmp_path / "c.toml"
     config.write_text(f'state_dir = "{tmp_path}"\nstore = "env:AIO_TEST_STORE_URL"\n')

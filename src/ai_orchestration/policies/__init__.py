@@ -1,7 +1,10 @@
-"""Reliability policies: voice wrappers (timeout, deadline, retry, circuit breaker, fallback,
+"""Reliability policies: voice middleware (timeout, deadline, retry, circuit breaker, fallback,
 hedge, rate limit, output validation) and step policies, plus their config model.
 
-Wrap a voice with ``with_policies`` (first policy = outermost)::
+A voice policy is middleware, ``async __call__(request, call_next)``, run by the one wrapper
+``PolicyVoice``; circuits, limiters and statistics live in registries an owner holds
+(``PolicyRegistries``), keyed by the voice's identity. Wrap a voice with ``with_policies``
+(first policy = outermost)::
 
     from ai_orchestration.policies import (
         CircuitPolicy, DeadlinePolicy, RetryPolicy, TimeoutPolicy, with_policies,
@@ -25,12 +28,11 @@ from ai_orchestration.policies._circuit import (
     CircuitRegistry,
     CircuitSettings,
     CircuitState,
-    circuits,
     counts_as_failure,
 )
 from ai_orchestration.policies._clock import Clock, FakeClock, SystemClock, system_clock
 from ai_orchestration.policies._fallback import FallbackPolicy, FallbackResponse, FallbackVoice
-from ai_orchestration.policies._hedge import HedgePolicy, HedgeVoice
+from ai_orchestration.policies._hedge import HedgePolicy
 from ai_orchestration.policies._ratelimit import (
     RateLimiter,
     RateLimitPolicy,
@@ -38,8 +40,8 @@ from ai_orchestration.policies._ratelimit import (
     RateLimits,
     TokenBucket,
     estimate_tokens,
-    rate_limiters,
 )
+from ai_orchestration.policies._registries import PolicyRegistries
 from ai_orchestration.policies._retry import RetryPolicy, is_retryable
 from ai_orchestration.policies._timeout import (
     DeadlinePolicy,
@@ -49,7 +51,13 @@ from ai_orchestration.policies._timeout import (
     remaining_time,
 )
 from ai_orchestration.policies._validate import ValidationPolicy, check_schema, parse_json
-from ai_orchestration.policies._wrap import PolicyVoice, VoicePolicy, with_policies
+from ai_orchestration.policies._wrap import (
+    PolicyVoice,
+    VoiceCall,
+    VoiceMiddleware,
+    VoicePolicy,
+    with_policies,
+)
 
 if TYPE_CHECKING:
     from ai_orchestration.policies._config import PoliciesConfig, build_voices
@@ -67,8 +75,8 @@ __all__ = [
     "FallbackResponse",
     "FallbackVoice",
     "HedgePolicy",
-    "HedgeVoice",
     "PoliciesConfig",
+    "PolicyRegistries",
     "PolicyVoice",
     "RateLimitPolicy",
     "RateLimitRegistry",
@@ -81,18 +89,18 @@ __all__ = [
     "TimeoutPolicy",
     "TokenBucket",
     "ValidationPolicy",
+    "VoiceCall",
+    "VoiceMiddleware",
     "VoicePolicy",
     "apply_step_policies",
     "build_voices",
     "check_schema",
-    "circuits",
     "counts_as_failure",
     "current_deadline",
     "deadline_scope",
     "estimate_tokens",
     "is_retryable",
     "parse_json",
-    "rate_limiters",
     "remaining_time",
     "system_clock",
     "with_policies",

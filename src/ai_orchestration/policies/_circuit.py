@@ -1,4 +1,4 @@
-"""Circuit breakers per provider/model key, shared process-wide through a registry.
+"""Circuit breakers per voice identity, kept in a registry owned by whoever builds them.
 
 closed ──(failure rate ≥ threshold over the window, with ≥ min_calls)──► open
 open ──(cool-down elapsed)──► half-open ──(``probes`` successes)──► closed
@@ -21,8 +21,8 @@ from ai_orchestration.errors import (
     VoiceError,
 )
 from ai_orchestration.policies._clock import Clock, system_clock
-from ai_orchestration.policies._wrap import PolicyVoice, note, note_append
-from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+from ai_orchestration.policies._wrap import PolicyVoice, VoiceCall, note, note_append
+from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse, identity_of
 
 __all__ = [
     "CircuitBreaker",
@@ -30,7 +30,7 @@ __all__ = [
     "CircuitRegistry",
     "CircuitSettings",
     "CircuitState",
-    "circuits",
+    "Guarding",
     "counts_as_failure",
 ]
 
@@ -185,7 +185,8 @@ class CircuitBreaker:
 
 
 class CircuitRegistry:
-    """Every circuit by key; ``circuits`` is the process-wide instance all runs share."""
+    """Every circuit by key. Whoever builds the policies owns one (an ``AiOrchestration``
+    its own); pass the same registry to share circuits on purpose."""
 
     def __init__(self) -> None:
         self._by_key: dict[str, CircuitBreaker] = {}
@@ -211,12 +212,10 @@ class CircuitRegistry:
         self._by_key.clear()
 
 
-circuits = CircuitRegistry()
-
-
 @dataclass(frozen=True, slots=True)
 class CircuitPolicy:
-    """Guard calls with the circuit for ``key`` (default: the wrapped voice's name).
+    """Guard calls with the circuit for ``key`` in ``registry`` (default key: the wrapped
+    voice's identity, ``provider:model@endpoint``; default registry: this policy's own).
 
     >>> from ai_orchestration.testing import FakeClock
     >>> p = CircuitPolicy(key="openai:gpt-4o", registry=CircuitRegistry(), clock=FakeClock())
@@ -224,14 +223,14 @@ class CircuitPolicy:
 
     key: str | None = None
     settings: CircuitSettings = CircuitSettings()
-    registry: CircuitRegistry = field(default=circuits, compare=False)
+    registry: CircuitRegistry = field(default_factory=CircuitRegistry, compare=False)
     clock: Clock = field(default=system_clock, compare=False)
 
     def breaker(self, default_key: str) -> CircuitBreaker:
         return self.registry.get(self.key or default_key, self.settings, self.clock)
 
     def wrap(self, voice: Voice) -> Voice:
-        return CircuitVoice(voice, self.breaker(voice.name))
+        return PolicyVoice(voice, Guarding(self.breaker(identity_of(voice).key)))
 
     async def __call__(self, call: StepCall, *, step: str) -> Any:
         return await _guarded(self.breaker(step), call)
@@ -257,14 +256,12 @@ async def _guarded(cb: CircuitBreaker, call: StepCall) -> Any:
     return result
 
 
-class CircuitVoice(PolicyVoice):
-    __slots__ = ("breaker",)
+@dataclass(frozen=True, slots=True)
+class Guarding:
+    """One circuit as voice middleware."""
 
-    def __init__(self, inner: Voice, breaker: CircuitBreaker) -> None:
-        super().__init__(inner)
-        self.breaker = breaker
+    breaker: CircuitBreaker
 
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        inner = self.inner
-        out: VoiceResponse = await _guarded(self.breaker, lambda: inner.respond(request))
+    async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
+        out: VoiceResponse = await _guarded(self.breaker, lambda: call_next(request))
         return out

@@ -26,22 +26,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ai_orchestration._runtime import Budget
 from ai_orchestration.config import BudgetConfig, validation_error
 from ai_orchestration.errors import ConfigError
-from ai_orchestration.policies._circuit import (
-    CircuitPolicy,
-    CircuitRegistry,
-    CircuitSettings,
-    circuits,
-)
+from ai_orchestration.policies._circuit import CircuitPolicy, CircuitSettings
 from ai_orchestration.policies._clock import Clock, system_clock
 from ai_orchestration.policies._fallback import FallbackPolicy
 from ai_orchestration.policies._hedge import HedgePolicy
 from ai_orchestration.policies._ratelimit import (
     RateLimitPolicy,
-    RateLimitRegistry,
     RateLimits,
+    limiter_key,
     provider_of,
-    rate_limiters,
 )
+from ai_orchestration.policies._registries import PolicyRegistries
 from ai_orchestration.policies._retry import RetryPolicy
 from ai_orchestration.policies._timeout import DeadlinePolicy, TimeoutPolicy
 from ai_orchestration.policies._validate import ValidationPolicy
@@ -199,12 +194,12 @@ class PoliciesConfig(_Model):
 
 def _base_stack(
     name: str,
+    voice: Voice,
     vc: VoicePoliciesConfig,
     config: PoliciesConfig,
     *,
     clock: Clock,
-    circuit_registry: CircuitRegistry,
-    limiter_registry: RateLimitRegistry,
+    registries: PolicyRegistries,
 ) -> list[VoicePolicy]:
     stack: list[VoicePolicy] = []
     if vc.validation is not None:
@@ -220,10 +215,11 @@ def _base_stack(
     if vc.circuit is not None:
         c = vc.circuit
         settings = CircuitSettings(c.failure_rate, c.min_calls, c.window_s, c.cooldown_s, c.probes)
-        stack.append(CircuitPolicy(c.key, settings, registry=circuit_registry, clock=clock))
+        stack.append(CircuitPolicy(c.key, settings, registry=registries.circuits, clock=clock))
     if vc.hedge is not None:
         h = vc.hedge
-        stack.append(HedgePolicy(h.quantile, h.min_samples, h.default_delay, h.delay))
+        stats = registries.stats
+        stack.append(HedgePolicy(h.quantile, h.min_samples, h.default_delay, h.delay, stats=stats))
     if vc.timeout is not None:
         stack.append(TimeoutPolicy(vc.timeout))
     key = vc.provider or provider_of(name)
@@ -232,7 +228,8 @@ def _base_stack(
         limits = RateLimits(
             rl.requests_per_minute, rl.tokens_per_minute, rl.max_concurrency, rl.max_wait_s
         )
-        stack.append(RateLimitPolicy(limits, key, registry=limiter_registry, clock=clock))
+        shared = limiter_key(voice, key)
+        stack.append(RateLimitPolicy(limits, shared, registry=registries.rate_limits, clock=clock))
     return stack
 
 
@@ -241,23 +238,18 @@ def build_voices(
     voices: Mapping[str, Voice],
     *,
     clock: Clock = system_clock,
-    circuit_registry: CircuitRegistry = circuits,
-    limiter_registry: RateLimitRegistry = rate_limiters,
+    registries: PolicyRegistries | None = None,
 ) -> dict[str, Voice]:
     """Wrap every voice in its policies, outermost first: deadline, fallback (to the other
-    voices' own stacks), validation, retry, circuit, hedge, per-attempt timeout, rate limit."""
+    voices' own stacks), validation, retry, circuit, hedge, per-attempt timeout, rate limit.
+    Their circuits, limiters and hedging statistics live in ``registries`` (default: new
+    ones, shared by these voices only)."""
     config.check_voices(voices)
+    owned = registries if registries is not None else PolicyRegistries()
     per = {name: config.for_voice(name) for name in voices}
     base: dict[str, Voice] = {}
     for name, voice in voices.items():
-        stack = _base_stack(
-            name,
-            per[name],
-            config,
-            clock=clock,
-            circuit_registry=circuit_registry,
-            limiter_registry=limiter_registry,
-        )
+        stack = _base_stack(name, voice, per[name], config, clock=clock, registries=owned)
         base[name] = with_policies(voice, *stack)
     out: dict[str, Voice] = {}
     for name, vc in per.items():

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ai_orchestration.errors import VoiceError
-from ai_orchestration.policies._wrap import PolicyVoice, note
+from ai_orchestration.policies._wrap import PolicyVoice, VoiceCall, note
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
 
-__all__ = ["FallbackPolicy", "FallbackResponse", "FallbackVoice"]
+__all__ = ["FallbackPolicy", "FallbackResponse", "FallbackVoice", "FallingBack"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +40,10 @@ class FallbackPolicy:
 
 
 class FallbackVoice(PolicyVoice):
-    """``inner`` then each of ``fallbacks``; keeps the primary's name."""
+    """``inner`` then each of ``fallbacks``; keeps the primary's name (a ``PolicyVoice``
+    with a ``FallingBack`` middleware)."""
 
-    __slots__ = ("fallbacks", "on")
+    __slots__ = ()
 
     def __init__(
         self,
@@ -52,15 +53,22 @@ class FallbackVoice(PolicyVoice):
         on: tuple[type[VoiceError], ...] = (VoiceError,),
         name: str | None = None,
     ) -> None:
-        super().__init__(inner, name=name)
-        self.fallbacks = tuple(fallbacks)
-        self.on = on
+        super().__init__(inner, FallingBack(inner.name, tuple(fallbacks), on), name=name)
 
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
+
+@dataclass(frozen=True, slots=True)
+class FallingBack:
+    """Voice middleware: on one of the ``on`` errors, ask each of ``fallbacks`` in order."""
+
+    primary: str
+    fallbacks: tuple[Voice, ...]
+    on: tuple[type[VoiceError], ...]
+
+    async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
         try:
-            return await self.inner.respond(request)
+            return await call_next(request)
         except self.on as exc:
-            errors = [f"{self.inner.name}: {type(exc).__name__}: {exc}"]
+            errors = [f"{self.primary}: {type(exc).__name__}: {exc}"]
             last: VoiceError = exc
         for voice in self.fallbacks:
             try:

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ai_orchestration.policies._alarms import alarms
-from ai_orchestration.policies._wrap import PolicyVoice, note
-from ai_orchestration.stats import StatsRegistry, voice_stats
+from ai_orchestration.policies._wrap import PolicyVoice, VoiceCall, note
+from ai_orchestration.stats import StatsRegistry
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
 
-__all__ = ["HedgePolicy", "HedgeVoice"]
+__all__ = ["HedgePolicy", "Hedging"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,8 @@ class HedgePolicy:
     ``min_samples`` were seen; until then the same quantile of its whole-call latencies (from
     the engine, e.g. seeded from the state folder: an upper bound, since retries inside count);
     else ``default_delay`` (None: do not hedge until stats exist). ``delay`` fixes it.
+    ``stats`` is the registry both are read from (default: this policy's own; an
+    ``AiOrchestration`` passes its own, which its voice calls feed).
     """
 
     quantile: float = 0.95
@@ -36,7 +38,7 @@ class HedgePolicy:
     default_delay: float | None = None
     delay: float | None = None
     min_delay: float = 0.0
-    stats: StatsRegistry = field(default=voice_stats, compare=False)
+    stats: StatsRegistry = field(default_factory=StatsRegistry, compare=False)
     stats_key: str | None = None
 
     def __post_init__(self) -> None:
@@ -60,22 +62,22 @@ class HedgePolicy:
         return self.default_delay
 
     def wrap(self, voice: Voice) -> Voice:
-        return HedgeVoice(voice, self)
+        return PolicyVoice(voice, Hedging(self, voice.name))
 
 
 class _Race:
     __slots__ = (
-        "context", "error", "hedge", "main", "phase", "record", "request", "result", "voice",
+        "call", "context", "error", "hedge", "main", "phase", "record", "request", "result",
     )  # fmt: skip
 
     def __init__(
         self,
-        voice: Voice,
+        call: VoiceCall,
         request: VoiceRequest,
         main: asyncio.Task[object],
         record: Callable[[float], None],
     ) -> None:
-        self.voice, self.request, self.main, self.record = voice, request, main, record
+        self.call, self.request, self.main, self.record = call, request, main, record
         # The shared alarm timer runs in whichever context armed it: keep the caller's.
         self.context = contextvars.copy_context()
         self.hedge: asyncio.Task[None] | None = None
@@ -91,7 +93,7 @@ class _Race:
     async def _run(self) -> None:
         started = asyncio.get_running_loop().time()
         try:
-            self.result = await self.voice.respond(self.request)
+            self.result = await self.call(self.request)
         except Exception as exc:
             self.error = exc
             return
@@ -101,26 +103,26 @@ class _Race:
             self.main.cancel()
 
 
-class HedgeVoice(PolicyVoice):
-    __slots__ = ("policy",)
+@dataclass(frozen=True, slots=True)
+class Hedging:
+    """``HedgePolicy`` as voice middleware for the voice named ``voice``."""
 
-    def __init__(self, inner: Voice, policy: HedgePolicy) -> None:
-        super().__init__(inner)
-        self.policy = policy
+    policy: HedgePolicy
+    voice: str
 
     def _record(self, latency_s: float) -> None:
-        self.policy.stats.record(self.policy.attempt_key(self.name), latency_s)
+        self.policy.stats.record(self.policy.attempt_key(self.voice), latency_s)
 
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        delay = self.policy.delay_for(self.name)
+    async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
+        delay = self.policy.delay_for(self.voice)
         main = asyncio.current_task()
         reg = alarms()
         started = reg.loop.time()
         if delay is None or main is None:
-            response = await self.inner.respond(request)
+            response = await call_next(request)
             self._record(reg.loop.time() - started)
             return response
-        race = _Race(self.inner, request, main, self._record)
+        race = _Race(call_next, request, main, self._record)
         cancelling = main.cancelling()
         timer = reg.add(started + delay, race.launch)
         try:
@@ -134,7 +136,7 @@ class HedgeVoice(PolicyVoice):
 
     async def _first(self, race: _Race, cancelling: int, started: float) -> VoiceResponse:
         try:
-            response = await self.inner.respond(race.request)
+            response = await race.call(race.request)
         except asyncio.CancelledError:
             if race.phase == "hedge-won" and race.main.uncancel() <= cancelling:
                 note("hedge", "hedge won")

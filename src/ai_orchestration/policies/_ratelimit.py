@@ -8,18 +8,19 @@ from dataclasses import dataclass, field
 
 from ai_orchestration.errors import RateLimitedError
 from ai_orchestration.policies._clock import Clock, system_clock
-from ai_orchestration.policies._wrap import PolicyVoice, note
-from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+from ai_orchestration.policies._wrap import PolicyVoice, VoiceCall, note
+from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse, identity_of
 from ai_orchestration.voices._types import estimate_tokens
 
 __all__ = [
+    "Limiting",
     "RateLimitPolicy",
     "RateLimitRegistry",
     "RateLimiter",
     "RateLimits",
     "TokenBucket",
     "estimate_tokens",
-    "rate_limiters",
+    "limiter_key",
 ]
 
 
@@ -134,7 +135,8 @@ class RateLimiter:
 
 
 class RateLimitRegistry:
-    """Limiters by provider key; ``rate_limiters`` is the process-wide instance."""
+    """Limiters by key. Whoever builds the policies owns one (an ``AiOrchestration`` its
+    own); pass the same registry to share limits on purpose (e.g. one API account)."""
 
     def __init__(self) -> None:
         self._by_key: dict[str, RateLimiter] = {}
@@ -149,45 +151,51 @@ class RateLimitRegistry:
         self._by_key.clear()
 
 
-rate_limiters = RateLimitRegistry()
-
-
 def provider_of(voice_name: str) -> str:
     """``"openai:gpt-4o"`` → ``"openai"``; a name without a provider is its own key."""
     return voice_name.split(":", 1)[0]
 
 
+def limiter_key(voice: Voice, provider: str | None = None) -> str:
+    """Whose limits a voice's calls count against: its provider (``provider`` when given,
+    else its identity's, else the voice name's prefix ``"openai"`` of ``"openai:gpt-4o"``)
+    at its endpoint (an account's limits hold per endpoint, for every model there)."""
+    ident = identity_of(voice)
+    key = provider or ident.provider or provider_of(voice.name)
+    return f"{key}@{ident.endpoint}" if ident.endpoint else key
+
+
 @dataclass(frozen=True, slots=True)
 class RateLimitPolicy:
-    """Apply the provider's shared limits (key default: the voice name's provider prefix)."""
+    """Apply shared limits under ``key`` in ``registry`` (default key: ``limiter_key`` of
+    the voice; default registry: this policy's own)."""
 
     limits: RateLimits
     key: str | None = None
-    registry: RateLimitRegistry = field(default=rate_limiters, compare=False)
+    registry: RateLimitRegistry = field(default_factory=RateLimitRegistry, compare=False)
     clock: Clock = field(default=system_clock, compare=False)
 
     def wrap(self, voice: Voice) -> Voice:
-        limiter = self.registry.get(self.key or provider_of(voice.name), self.limits, self.clock)
-        return RateLimitedVoice(voice, limiter)
+        limiter = self.registry.get(self.key or limiter_key(voice), self.limits, self.clock)
+        return PolicyVoice(voice, Limiting(limiter))
 
 
-class RateLimitedVoice(PolicyVoice):
-    __slots__ = ("limiter",)
+@dataclass(frozen=True, slots=True)
+class Limiting:
+    """One limiter as voice middleware: concurrency cap, then request and token buckets."""
 
-    def __init__(self, inner: Voice, limiter: RateLimiter) -> None:
-        super().__init__(inner)
-        self.limiter = limiter
+    limiter: RateLimiter
 
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
+    async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
         limiter = self.limiter
         estimate = estimate_tokens(request) if limiter.tokens is not None else 0
         sem = limiter.semaphore()
         if sem is None:
             await limiter.admit(estimate)
-            response = await self.inner.respond(request)
+            response = await call_next(request)
         else:
             async with sem:
                 await limiter.admit(estimate)
-                response = await self.inner.respond(request)
+                response = await call_next(request)
         limiter.settle(estimate, response.usage.total_tokens)
         return response

@@ -11,10 +11,10 @@ from ai_orchestration._policy import StepCall
 from ai_orchestration.errors import RateLimitedError, StepError, VoiceError
 from ai_orchestration.policies._clock import Clock, system_clock
 from ai_orchestration.policies._timeout import remaining_time
-from ai_orchestration.policies._wrap import PolicyVoice, note, note_append
+from ai_orchestration.policies._wrap import PolicyVoice, VoiceCall, note, note_append
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
 
-__all__ = ["RetryPolicy", "is_retryable"]
+__all__ = ["RetryPolicy", "Retrying", "is_retryable"]
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ class RetryPolicy:
             n += 1
 
     def wrap(self, voice: Voice) -> Voice:
-        return RetryVoice(voice, self)
+        return PolicyVoice(voice, Retrying(self))
 
     async def __call__(self, call: StepCall, *, step: str) -> Any:
         return await self.run(call)
@@ -107,13 +107,11 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class RetryVoice(PolicyVoice):
-    __slots__ = ("policy",)
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """``RetryPolicy`` as voice middleware."""
 
-    def __init__(self, inner: Voice, policy: RetryPolicy) -> None:
-        super().__init__(inner)
-        self.policy = policy
+    policy: RetryPolicy
 
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        inner = self.inner
-        return await self.policy.run(lambda: inner.respond(request))
+    async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
+        return await self.policy.run(lambda: call_next(request))

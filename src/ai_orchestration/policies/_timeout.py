@@ -11,17 +11,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ai_orchestration._policy import StepCall
 from ai_orchestration._runtime import current_deadline, deadline_at, remaining_time
 from ai_orchestration.errors import DeadlineExceededError, VoiceTimeoutError
 from ai_orchestration.policies._alarms import TaskTimer, alarms
-from ai_orchestration.policies._wrap import PolicyVoice, note
+from ai_orchestration.policies._wrap import PolicyVoice, VoiceCall, note
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
 
 __all__ = [
     "DeadlinePolicy",
+    "TimeLimit",
     "TimeoutPolicy",
     "current_deadline",
     "deadline_scope",
@@ -52,18 +53,25 @@ def _exceeded(scope: str, seconds: float) -> DeadlineExceededError:
 
 
 @dataclass(frozen=True, slots=True)
-class TimeoutPolicy:
-    """Limit each attempt to ``seconds``: a voice raises ``VoiceTimeoutError`` (retryable), a
-    step raises ``DeadlineExceededError``."""
+class _SecondsPolicy:
+    """What the timeout and the deadline share: ``seconds`` (> 0) and their voice form."""
 
     seconds: float
+    overall: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if not self.seconds > 0:
-            raise ValueError(f"timeout must be > 0, got {self.seconds}")
+            what = "deadline" if self.overall else "timeout"
+            raise ValueError(f"{what} must be > 0, got {self.seconds}")
 
     def wrap(self, voice: Voice) -> Voice:
-        return TimeoutVoice(voice, self.seconds)
+        return PolicyVoice(voice, TimeLimit(self.seconds, voice.name, overall=self.overall))
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutPolicy(_SecondsPolicy):
+    """Limit each attempt to ``seconds``: a voice raises ``VoiceTimeoutError`` (retryable), a
+    step raises ``DeadlineExceededError``."""
 
     async def __call__(self, call: StepCall, *, step: str) -> Any:
         try:
@@ -77,62 +85,48 @@ class TimeoutPolicy:
             ) from exc
 
 
-class TimeoutVoice(PolicyVoice):
-    __slots__ = ("seconds",)
-
-    def __init__(self, inner: Voice, seconds: float) -> None:
-        super().__init__(inner)
-        self.seconds = seconds
-
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        reg = alarms()
-        timer = TaskTimer(reg, reg.loop.time() + self.seconds)
-        try:
-            response = await self.inner.respond(request)
-        except BaseException as exc:
-            if timer.disarm() and isinstance(exc, asyncio.CancelledError):
-                raise VoiceTimeoutError(
-                    f"no answer within {self.seconds:g}s", voice=self.name
-                ) from None
-            raise
-        timer.disarm()
-        return response
-
-
 @dataclass(frozen=True, slots=True)
-class DeadlinePolicy:
+class DeadlinePolicy(_SecondsPolicy):
     """An overall deadline around everything inside it (retries, fallbacks, nested steps)."""
 
-    seconds: float
-
-    def __post_init__(self) -> None:
-        if not self.seconds > 0:
-            raise ValueError(f"deadline must be > 0, got {self.seconds}")
-
-    def wrap(self, voice: Voice) -> Voice:
-        return DeadlineVoice(voice, self.seconds)
+    overall: ClassVar[bool] = True
 
     async def __call__(self, call: StepCall, *, step: str) -> Any:
         async with deadline_scope(self.seconds, scope=step):
             return await call()
 
 
-class DeadlineVoice(PolicyVoice):
-    __slots__ = ("seconds",)
+@dataclass(frozen=True, slots=True)
+class TimeLimit:
+    """Voice middleware cancelling the call after ``seconds``: per attempt
+    (``VoiceTimeoutError``, retryable) or, ``overall``, as a deadline every call nested under
+    it sees (``DeadlineExceededError``). Runs on the shared alarms, not ``asyncio.timeout``."""
 
-    def __init__(self, inner: Voice, seconds: float) -> None:
-        super().__init__(inner)
-        self.seconds = seconds
+    seconds: float
+    voice: str
+    overall: bool
 
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
+    async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
         reg = alarms()
-        with deadline_at(reg.loop.time() + self.seconds) as end:
-            timer = TaskTimer(reg, end)
-            try:
-                response = await self.inner.respond(request)
-            except BaseException as exc:
-                if timer.disarm() and isinstance(exc, asyncio.CancelledError):
-                    raise _exceeded(f"voice {self.name!r}", self.seconds) from None
-                raise
+        end = reg.loop.time() + self.seconds
+        if not self.overall:
+            return await self._within(TaskTimer(reg, end), request, call_next)
+        with deadline_at(end) as end:
+            return await self._within(TaskTimer(reg, end), request, call_next)
+
+    async def _within(
+        self, timer: TaskTimer, request: VoiceRequest, call_next: VoiceCall
+    ) -> VoiceResponse:
+        try:
+            response = await call_next(request)
+        except BaseException as exc:
+            if timer.disarm() and isinstance(exc, asyncio.CancelledError):
+                raise self._expired() from None
+            raise
         timer.disarm()
         return response
+
+    def _expired(self) -> Exception:
+        if self.overall:
+            return _exceeded(f"voice {self.voice!r}", self.seconds)
+        return VoiceTimeoutError(f"no answer within {self.seconds:g}s", voice=self.voice)

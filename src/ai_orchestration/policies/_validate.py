@@ -12,10 +12,10 @@ import orjson
 
 from ai_orchestration.context import Message
 from ai_orchestration.errors import MalformedResponseError
-from ai_orchestration.policies._wrap import PolicyVoice, note
+from ai_orchestration.policies._wrap import PolicyVoice, VoiceCall, note
 from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
 
-__all__ = ["ValidationPolicy", "check_schema", "parse_json"]
+__all__ = ["Validating", "ValidationPolicy", "check_schema", "parse_json"]
 
 Validator = Callable[[VoiceResponse], str | None]
 
@@ -167,7 +167,7 @@ class ValidationPolicy:
         return None, parsed
 
     def wrap(self, voice: Voice) -> Voice:
-        return ValidatedVoice(voice, self)
+        return PolicyVoice(voice, Validating(self, voice.name))
 
 
 def _reask(request: VoiceRequest, bad: str, problem: str) -> VoiceRequest:
@@ -178,18 +178,18 @@ def _reask(request: VoiceRequest, bad: str, problem: str) -> VoiceRequest:
     return dataclasses.replace(request, messages=(*request.messages, *msgs))
 
 
-class ValidatedVoice(PolicyVoice):
-    __slots__ = ("policy",)
+@dataclass(frozen=True, slots=True)
+class Validating:
+    """``ValidationPolicy`` as voice middleware (``voice`` names it in the error)."""
 
-    def __init__(self, inner: Voice, policy: ValidationPolicy) -> None:
-        super().__init__(inner)
-        self.policy = policy
+    policy: ValidationPolicy
+    voice: str
 
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
+    async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
         asked = request
         problems: list[str] = []
         for _ in range(self.policy.max_reasks + 1):
-            response = await self.inner.respond(asked)
+            response = await call_next(asked)
             problem, parsed = self.policy.check(request, response)
             if problem is None:
                 if problems:
@@ -201,5 +201,5 @@ class ValidatedVoice(PolicyVoice):
             asked = _reask(asked, response.text[:2000], problem)
         note("validation_reasks", problems)
         raise MalformedResponseError(
-            f"invalid output after {len(problems)} attempt(s): {problems[-1]}", voice=self.name
+            f"invalid output after {len(problems)} attempt(s): {problems[-1]}", voice=self.voice
         )

@@ -1,35 +1,69 @@
-"""Voice wrappers: the base every voice policy builds on, ``with_policies`` and span notes."""
+"""The one voice-policy wrapper: a voice with a middleware around its ``respond``.
+
+A voice policy is middleware: an object with ``async __call__(request, call_next)`` that does
+its work around ``await call_next(request)`` (``call_next`` is the next policy, or the voice).
+``PolicyVoice`` is the only wrapper class; ``with_policies`` builds the onion.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
 
 from ai_orchestration._runtime import current_run, estimate_usage
-from ai_orchestration.voices import Usage, Voice, VoiceRequest, VoiceResponse
+from ai_orchestration.voices import (
+    Usage,
+    Voice,
+    VoiceIdentity,
+    VoiceRequest,
+    VoiceResponse,
+    identity_of,
+)
 
 __all__ = [
     "ContextLimitVoice",
     "PolicyVoice",
+    "VoiceCall",
+    "VoiceMiddleware",
     "VoicePolicy",
     "note",
     "note_append",
     "with_policies",
 ]
 
+VoiceCall = Callable[[VoiceRequest], Awaitable[VoiceResponse]]
+
+
+class VoiceMiddleware(Protocol):
+    """A policy around one call: returns (or raises) what ``call_next(request)`` gave, or
+    something it made of it."""
+
+    async def __call__(self, request: VoiceRequest, call_next: VoiceCall, /) -> VoiceResponse: ...
+
 
 class VoicePolicy(Protocol):
-    """A policy that can wrap a voice; the wrapped voice is still a ``Voice``."""
+    """A policy that knows how to wrap a voice (binding per-voice state such as its circuit);
+    the wrapped voice is still a ``Voice``."""
 
     def wrap(self, voice: Voice) -> Voice: ...
 
 
 class PolicyVoice:
-    """Base of policy wrappers: forwards to ``inner`` and keeps its name unless given one."""
+    """``inner`` with ``middleware`` around each call; keeps its name unless given one.
 
-    __slots__ = ("_name", "inner")
+    Without a middleware it just forwards (a subclass may override ``respond``)."""
 
-    def __init__(self, inner: Voice, *, name: str | None = None) -> None:
+    __slots__ = ("_name", "inner", "middleware")
+
+    def __init__(
+        self,
+        inner: Voice,
+        middleware: VoiceMiddleware | None = None,
+        *,
+        name: str | None = None,
+    ) -> None:
         self.inner = inner
+        self.middleware = middleware
         self._name = name if name is not None else inner.name
 
     @property
@@ -37,12 +71,19 @@ class PolicyVoice:
         return self._name
 
     @property
+    def identity(self) -> VoiceIdentity:
+        """What ``inner`` calls (policies key circuits and limits by it)."""
+        return identity_of(self.inner)
+
+    @property
     def picks_among_answers(self) -> bool:
         """Whether ``inner`` only picks among given answers (consensus asks it last)."""
         return getattr(self.inner, "picks_among_answers", False) is True
 
     async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        return await self.inner.respond(request)
+        if self.middleware is None:
+            return await self.inner.respond(request)
+        return await self.middleware(request, self.inner.respond)
 
     def estimate_usage(self, request: VoiceRequest) -> Usage:
         """What ``inner`` may use for one call (what a budget reserves before the call)."""
@@ -55,7 +96,8 @@ class PolicyVoice:
         return limit if isinstance(limit, int) else None
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._name!r} around {self.inner!r}>"
+        shown = "" if self.middleware is None else f" with {type(self.middleware).__name__}"
+        return f"<{type(self).__name__} {self._name!r}{shown} around {self.inner!r}>"
 
 
 class ContextLimitVoice(PolicyVoice):
@@ -73,8 +115,9 @@ class ContextLimitVoice(PolicyVoice):
         return self.tokens
 
 
-def with_policies(voice: Voice, *policies: VoicePolicy) -> Voice:
-    """Wrap ``voice`` in ``policies``; the first policy is the outermost.
+def with_policies(voice: Voice, *policies: VoicePolicy | VoiceMiddleware) -> Voice:
+    """Wrap ``voice`` in ``policies``, the first outermost. A policy is a ``VoicePolicy``
+    (has ``wrap``) or plain middleware (``async __call__(request, call_next)``).
 
     >>> from ai_orchestration.testing import ScriptedVoice
     >>> from ai_orchestration.policies import RetryPolicy, TimeoutPolicy
@@ -83,7 +126,9 @@ def with_policies(voice: Voice, *policies: VoicePolicy) -> Voice:
     'a'
     """
     for policy in reversed(policies):
-        voice = policy.wrap(voice)
+        wrap = getattr(policy, "wrap", None)
+        mw = cast(VoiceMiddleware, policy)  # no ``wrap``: plain middleware
+        voice = PolicyVoice(voice, mw) if wrap is None else wrap(voice)
     return voice
 
 

@@ -76,6 +76,7 @@ class StepSpanData(SpanData):
     input: Any = None
     output: Any = None
     attempt: int = 1
+    path: str | None = None  # the step path of this execution ("outer/fanout[3]")
 
 
 @dataclass(slots=True)

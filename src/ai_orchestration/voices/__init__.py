@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING
 
 from ai_orchestration._lazy import lazy_exports
+from ai_orchestration.voices._identity import VoiceIdentity, identity_of
 from ai_orchestration.voices._types import (
     StreamingVoice,
     ToolSpec,
@@ -30,11 +31,13 @@ __all__ = [
     "Usage",
     "Voice",
     "VoiceDelta",
+    "VoiceIdentity",
     "VoiceRequest",
     "VoiceResponse",
     "VoiceSettings",
     "aclose_http_clients",
     "default_voices",
+    "identity_of",
     "register_provider",
     "voice_from_spec",
 ]

@@ -41,6 +41,7 @@ from ai_orchestration.voices._http_errors import (
     is_error_envelope,
     transport_error,
 )
+from ai_orchestration.voices._identity import VoiceIdentity
 from ai_orchestration.voices._types import (
     Usage,
     VoiceRequest,
@@ -523,6 +524,11 @@ class HttpVoice:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def identity(self) -> VoiceIdentity:
+        """Provider, model and the endpoint without credentials (what circuits are keyed by)."""
+        return VoiceIdentity(self._http.provider, self.model, self._http.shown_url)
 
     def estimate_usage(self, request: VoiceRequest) -> Usage:
         """The most a call may use, at list price, for budgets to reserve before it starts:

@@ -33,6 +33,7 @@ from ai_orchestration.errors import (
     VoiceTimeoutError,
 )
 from ai_orchestration.voices import _llama
+from ai_orchestration.voices._identity import VoiceIdentity
 from ai_orchestration.voices._llama import (
     GEMMA_ALIASES,
     SMOLLM2_ALIASES,
@@ -188,6 +189,11 @@ class LlamaCppVoice:
         if self._model_path in SMOLLM2_ALIASES:
             return "smollm2-135m-instruct-q4_1"
         return Path(self._model_path).stem
+
+    @property
+    def identity(self) -> VoiceIdentity:
+        """The in-process model: one per GGUF model, whatever the voice is called."""
+        return VoiceIdentity("llama.cpp", self.model)
 
     @property
     def model_path(self) -> str:
