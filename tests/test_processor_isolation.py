@@ -57,3 +57,50 @@ def test_a_raising_processor_does_not_fail_process(
     # logged once per processor hook, not once per span or per run
     logged = [r.getMessage() for r in caplog.records if "span processor failed" in r.getMessage()]
     assert 1 <= len(logged) <= 3 and not any("sk-ant-0123" in m for m in logged)
+
+
+class Flushes:
+    """Counts force_flush/shutdown calls; raises from both when ``fail``."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail, self.flushed, self.shut = fail, 0, 0
+
+    def on_span_start(self, span: Span) -> None:
+        return None
+
+    def on_span_end(self, span: Span) -> None:
+        return None
+
+    def on_trace_end(self, trace: Trace) -> None:
+        return None
+
+    def force_flush(self) -> None:
+        self.flushed += 1
+        if self.fail:
+            raise RuntimeError("flush broke")
+
+    def shutdown(self) -> None:
+        self.shut += 1
+        if self.fail:
+            raise RuntimeError("shutdown broke")
+
+
+def test_flush_and_shutdown_reach_every_processor_and_raise_the_first_failure() -> None:
+    from ai_orchestration.tracing._trace import flush_processors
+
+    broken, fine = Flushes(fail=True), Flushes()
+    with pytest.raises(RuntimeError, match="flush broke"):
+        flush_processors([broken, InMemorySpanProcessor(), fine, object()])
+    assert (broken.flushed, fine.flushed) == (1, 1)  # the failure kept no one from flushing
+    flush_processors([fine], shutdown=True)
+    assert (fine.flushed, fine.shut) == (1, 1)
+
+
+def test_close_shuts_the_facade_processors_down(tmp_path: Path) -> None:
+    mine = Flushes()
+    cfg = {"state_dir": str(tmp_path), "consensus": {"method": "majority", "embed": "none"}}
+    voices = [FunctionVoice(n, lambda r: "4") for n in ("a", "b")]
+    with AiOrchestration(cfg, voices=voices, processors=[mine]) as system:
+        assert system.process("2+2?").answer == "4"
+        assert mine.shut == 0
+    assert mine.shut == 1

