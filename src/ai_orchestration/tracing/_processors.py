@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import atexit
-import queue
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -106,20 +106,49 @@ class InMemorySpanProcessor:
         return None
 
 
+class _Flush:
+    """A marker in the writer's queue: every span queued before it is written when it is
+    reached."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
 class _Writer:
     """One background thread that appends ended spans to audit files in batches: the event
     loop never blocks on disk, and a span is on disk soon after it ends, so a process that
-    dies mid-run leaves every span written that ended before. Shared by every audit processor
-    of the process; each one waits for and hears about only its own spans. Between spans the
-    thread sleeps 0 s, handing the GIL back to the event loop (serialising a 1 MB answer holds
-    it for milliseconds)."""
+    dies mid-run leaves every span written that ended before (up to one batch window).
+
+    Handing a span over costs the event loop a deque append: no lock, and a wake-up only
+    when the thread is idle. The thread gathers what ends within ``_WINDOW`` seconds and
+    writes it together; after a span that took long to serialise (a big answer) it sleeps
+    0 s, handing the GIL back to the event loop. Shared by every audit processor of the
+    process; each one waits for and hears about only its own spans."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[JsonlAuditProcessor, Span]] = queue.Queue()
+        self._items: deque[tuple[JsonlAuditProcessor, Span] | _Flush] = deque()
+        self._wake = threading.Event()
+        self._idle = True
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def submit(self, owner: JsonlAuditProcessor, span: Span) -> None:
+        self._items.append((owner, span))
+        if self._idle:
+            self._start_or_wake()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is written; False when ``timeout`` passed."""
+        if self._thread is None and not self._items:
+            return True
+        marker = _Flush()
+        self._items.append(marker)
+        self._start_or_wake()
+        return marker.done.wait(timeout)
+
+    def _start_or_wake(self) -> None:
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
@@ -127,46 +156,61 @@ class _Writer:
                         target=self._run, name="ai-orchestration-audit", daemon=True
                     )
                     self._thread.start()
-                    atexit.register(self._queue.join)
-        self._queue.put((owner, span))
+                    atexit.register(self.drain, 10.0)
+        self._wake.set()
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._write(batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+            self._wake.wait()
+            self._wake.clear()
+            self._idle = False
+            time.sleep(_WINDOW)  # write-behind: let a batch gather
+            while self._items:
+                self._write(self._take())
+            self._idle = True
+            if self._items:  # queued after the last look but before idle was set
+                self._wake.set()
 
-    def _write(self, batch: list[tuple[JsonlAuditProcessor, Span]]) -> None:
-        """Append the batch's spans file by file, in the order they ended."""
+    def _take(self) -> list[tuple[JsonlAuditProcessor, Span] | _Flush]:
+        batch: list[tuple[JsonlAuditProcessor, Span] | _Flush] = []
+        while self._items and len(batch) < _BATCH:
+            batch.append(self._items.popleft())
+        return batch
+
+    def _write(self, batch: list[tuple[JsonlAuditProcessor, Span] | _Flush]) -> None:
+        """Append the batch's spans file by file, in the order they ended; then release the
+        flushes that waited for them."""
         files: dict[tuple[JsonlAuditProcessor, str], list[Span]] = {}
-        for owner, span in batch:
-            files.setdefault((owner, span.run_id), []).append(span)
+        markers = []
+        for item in batch:
+            if isinstance(item, _Flush):
+                markers.append(item)
+            else:
+                files.setdefault((item[0], item[1].run_id), []).append(item[1])
         for (owner, run_id), spans in files.items():
-            error = None
             try:
                 lines = []
                 for span in spans:
+                    started = time.perf_counter()
                     lines.append(serialise_span(span, redact_io=owner.redact_io))
-                    time.sleep(0)  # let the event loop thread run between spans
+                    if time.perf_counter() - started > _LONG:  # a big span held the GIL:
+                        time.sleep(0)  # let the event loop thread run before the next one
                 path = owner.path_for(run_id)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with path.open("ab") as fh:  # append-only: never truncate an audit file
                     fh.write(b"".join(lines))
             except Exception as exc:  # keep writing other spans; the owner hears of it
-                error = f"{type(exc).__name__}: {exc}"
-            owner._written(run_id, len(spans), error)
+                owner._failed[run_id] = f"{type(exc).__name__}: {exc}"
+        for marker in markers:
+            marker.done.set()
 
 
 _writer = _Writer()
-_BATCH = 256  # spans written per wake-up at most
+_BATCH = 256  # spans written per file write at most
+_WINDOW = 0.005  # seconds a wake-up waits for more spans before writing
+# A span that took longer to serialise hands the GIL back before the next (sleep(0) costs
+# ~70 µs here: after every span it was most of the audit's cost).
+_LONG = 0.001
 
 
 class JsonlAuditProcessor:
@@ -182,8 +226,6 @@ class JsonlAuditProcessor:
     def __init__(self, directory: str | Path, *, redact_io: bool = False) -> None:
         self.directory = Path(directory)
         self.redact_io = redact_io
-        self._done = threading.Condition()
-        self._pending: dict[str, int] = {}  # run id -> spans submitted, not yet written
         self._failed: dict[str, str] = {}  # run id -> why some of its spans were not written
 
     def path_for(self, run_id: str) -> Path:
@@ -196,8 +238,6 @@ class JsonlAuditProcessor:
         return None
 
     def on_span_end(self, span: Span) -> None:
-        with self._done:
-            self._pending[span.run_id] = self._pending.get(span.run_id, 0) + 1
         _writer.submit(self, span)
 
     def on_trace_end(self, trace: Trace) -> None:
@@ -209,27 +249,16 @@ class JsonlAuditProcessor:
     def shutdown(self) -> None:
         self.flush()
 
-    def _written(self, run_id: str, count: int, error: str | None) -> None:
-        with self._done:
-            left = self._pending.pop(run_id, count) - count
-            if left > 0:
-                self._pending[run_id] = left
-            if error is not None:
-                self._failed[run_id] = error
-            self._done.notify_all()
-
     def flush(self, run_id: str | None = None, *, timeout: float | None = None) -> bool:
-        """Wait until this processor's spans (or only ``run_id``'s) are on disk; False when
-        ``timeout`` passed first. Raises ``StoreError`` for a span that failed to write."""
-        with self._done:
-            done = self._done.wait_for(
-                lambda: not self._pending if run_id is None else run_id not in self._pending,
-                timeout,
-            )
-            if run_id is None:
-                failure = self._failed.popitem() if self._failed else None
-            else:
-                failure = (run_id, self._failed.pop(run_id)) if run_id in self._failed else None
+        """Wait until the spans this processor was given (so also ``run_id``'s) are on disk;
+        False when ``timeout`` passed first. Raises ``StoreError`` for a span of this
+        processor (or of ``run_id``) that failed to write; the failure is reported once."""
+        done = _writer.drain(timeout)
+        failed = self._failed
+        if run_id is None:
+            failure = failed.popitem() if failed else None
+        else:
+            failure = (run_id, failed.pop(run_id)) if run_id in failed else None
         if failure is not None:
             from ai_orchestration.errors import StoreError
 
