@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ai_orchestration.tracing import SpanKind, SpanStatus, Trace
+from ai_orchestration.tracing import BaseSpanProcessor, SpanKind, SpanStatus, Trace
 from ai_orchestration.voices import Usage
 
 if TYPE_CHECKING:
@@ -28,34 +28,17 @@ if TYPE_CHECKING:
 __all__ = ["RunRecorder", "TraceCatcher", "trace_record", "with_voices"]
 
 
-class TraceCatcher:
+class TraceCatcher(BaseSpanProcessor):
     """A span processor that keeps the trace of the one run it is given."""
-
-    __slots__ = ("trace",)
 
     def __init__(self) -> None:
         self.trace: Trace | None = None
 
-    def on_span_start(self, span: Any) -> None:
-        return None
-
-    def on_span_end(self, span: Any) -> None:
-        return None
-
     def on_trace_end(self, trace: Trace) -> None:
         self.trace = trace
 
-    def on_trace_start(self, trace: Trace) -> None:
-        return None
 
-    def force_flush(self) -> None:
-        return None
-
-    def shutdown(self) -> None:
-        return None
-
-
-class RunRecorder:
+class RunRecorder(BaseSpanProcessor):
     """A span processor that records each run it sees in a store, on its own thread, in
     order. ``store`` is called (on that thread) when the first row is written."""
 
@@ -65,15 +48,6 @@ class RunRecorder:
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._by_run: dict[str, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
-
-    def on_trace_start(self, trace: Trace) -> None:
-        return None
-
-    def on_span_start(self, span: Any) -> None:
-        return None
-
-    def on_span_end(self, span: Any) -> None:
-        return None
 
     def on_trace_end(self, trace: Trace) -> None:
         record = trace_record(trace)

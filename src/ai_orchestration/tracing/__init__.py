@@ -17,9 +17,10 @@ from ai_orchestration.tracing._spans import (
     StepSpanData,
     VoiceSpanData,
 )
-from ai_orchestration.tracing._trace import NoopTrace, SpanProcessor, Trace
+from ai_orchestration.tracing._trace import BaseSpanProcessor, NoopTrace, SpanProcessor, Trace
 
 __all__ = [
+    "BaseSpanProcessor",
     "ConsensusSpanData",
     "HandoffSpanData",
     "InMemorySpanProcessor",

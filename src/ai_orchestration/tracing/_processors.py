@@ -15,7 +15,7 @@ import orjson
 from ai_orchestration._encoding import encodable
 from ai_orchestration.tracing._redact import redacted_record_json
 from ai_orchestration.tracing._spans import Span
-from ai_orchestration.tracing._trace import Trace
+from ai_orchestration.tracing._trace import BaseSpanProcessor, Trace
 
 __all__ = ["InMemorySpanProcessor", "JsonlAuditProcessor", "serialise_span"]
 
@@ -80,30 +80,18 @@ def _dumps(value: Any) -> bytes:
         return orjson.dumps(encodable(value), default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
-class InMemorySpanProcessor:
+class InMemorySpanProcessor(BaseSpanProcessor):
     """Keeps every finished trace in a list (tests, the CLI viewer)."""
 
     def __init__(self) -> None:
         self.traces: list[Trace] = []
         self.ended: list[Span] = []
 
-    def on_span_start(self, span: Span) -> None:
-        return None
-
     def on_span_end(self, span: Span) -> None:
         self.ended.append(span)
 
     def on_trace_end(self, trace: Trace) -> None:
         self.traces.append(trace)
-
-    def on_trace_start(self, trace: Trace) -> None:
-        return None
-
-    def force_flush(self) -> None:
-        return None
-
-    def shutdown(self) -> None:
-        return None
 
 
 class _Flush:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ai_orchestration.tracing._redact import redact_text
 from ai_orchestration.tracing._spans import Span, SpanData, SpanKind, SpanStatus
 
-__all__ = ["NoopTrace", "SpanProcessor", "Trace", "flush_processors"]
+__all__ = ["BaseSpanProcessor", "NoopTrace", "SpanProcessor", "Trace", "flush_processors"]
 
 
 _log = logging.getLogger("ai_orchestration.tracing")
@@ -43,6 +43,29 @@ class SpanProcessor(Protocol):
     def force_flush(self) -> None: ...
 
     def shutdown(self) -> None: ...
+
+
+class BaseSpanProcessor:
+    """A processor that does nothing at every hook: subclass it and override the hooks you
+    need (the fan-out works with any object that has the four span/trace hooks)."""
+
+    def on_trace_start(self, trace: Trace) -> None:
+        return None
+
+    def on_span_start(self, span: Span) -> None:
+        return None
+
+    def on_span_end(self, span: Span) -> None:
+        return None
+
+    def on_trace_end(self, trace: Trace) -> None:
+        return None
+
+    def force_flush(self) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
 
 
 def flush_processors(processors: Sequence[object], *, shutdown: bool = False) -> None:
