@@ -21,8 +21,14 @@ from ai_orchestration.errors import (
     VoiceError,
 )
 from ai_orchestration.policies._clock import Clock, system_clock
-from ai_orchestration.policies._wrap import PolicyVoice, VoiceCall, note, note_append
-from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse, identity_of
+from ai_orchestration.policies._wrap import (
+    PolicyVoice,
+    ResponseCoroutine,
+    VoiceCall,
+    note,
+    note_append,
+)
+from ai_orchestration.voices import Voice, VoiceRequest, identity_of
 
 __all__ = [
     "CircuitBreaker",
@@ -262,6 +268,6 @@ class Guarding:
 
     breaker: CircuitBreaker
 
-    async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
-        out: VoiceResponse = await _guarded(self.breaker, lambda: call_next(request))
-        return out
+    def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> ResponseCoroutine:
+        out: ResponseCoroutine = _guarded(self.breaker, lambda: call_next(request))
+        return out  # the guard's coroutine: no extra frame

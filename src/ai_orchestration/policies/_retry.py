@@ -11,8 +11,14 @@ from ai_orchestration._policy import StepCall
 from ai_orchestration.errors import RateLimitedError, StepError, VoiceError
 from ai_orchestration.policies._clock import Clock, system_clock
 from ai_orchestration.policies._timeout import remaining_time
-from ai_orchestration.policies._wrap import PolicyVoice, VoiceCall, note, note_append
-from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+from ai_orchestration.policies._wrap import (
+    PolicyVoice,
+    ResponseCoroutine,
+    VoiceCall,
+    note,
+    note_append,
+)
+from ai_orchestration.voices import Voice, VoiceRequest
 
 __all__ = ["RetryPolicy", "Retrying", "is_retryable"]
 
@@ -113,5 +119,5 @@ class Retrying:
 
     policy: RetryPolicy
 
-    async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
-        return await self.policy.run(lambda: call_next(request))
+    def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> ResponseCoroutine:
+        return self.policy.run(lambda: call_next(request))  # its coroutine: no extra frame
