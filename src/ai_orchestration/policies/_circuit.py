@@ -37,6 +37,7 @@ __all__ = [
     "CircuitSettings",
     "CircuitState",
     "Guarding",
+    "circuit_key",
     "counts_as_failure",
 ]
 
@@ -240,6 +241,17 @@ class CircuitPolicy:
 
     async def __call__(self, call: StepCall, *, step: str) -> Any:
         return await _guarded(self.breaker(step), call)
+
+
+def circuit_key(voice: Voice) -> str:
+    """The key of the circuit guarding ``voice``: the outermost circuit among its policy
+    layers, else its identity's key (what a ``CircuitPolicy`` would use)."""
+    layer: Any = voice
+    while isinstance(layer, PolicyVoice):
+        if isinstance(layer.middleware, Guarding):
+            return layer.middleware.breaker.key
+        layer = layer.inner
+    return identity_of(voice).key
 
 
 async def _guarded(cb: CircuitBreaker, call: StepCall) -> Any:
