@@ -105,7 +105,8 @@ def mmlu_pro() -> dict[str, float]:
         best = voice_accuracy(votes, truth, gold_items).idxmax()
         best_acc = float(voice_accuracy(votes, truth, test)[best])
         fused, ctx = AutoFusion(), AutoFusion()
-        fit_s = fit_timed(fused, votes, gold)
+        # the median of three fits: this shared machine's load makes single timings swing 10x
+        fit_s = float(np.median([fit_timed(fused, votes, gold) for _ in range(3)]))
         fit_timed(ctx, votes, gold, context=category)
         test_truth = {it: truth[it] for it in test}
         r = score(fused.predict_proba(votes), test_truth)
@@ -149,7 +150,8 @@ def mmlu_pro() -> dict[str, float]:
         "mmlu_pro_best_single_acc": float(np.mean(out["best"])),
         "mmlu_pro_gold10_acc": float(np.mean(out["acc"])),
         "mmlu_pro_gold10_ece": float(np.mean(out["ece"])),
-        "mmlu_pro_gold10_fit_s": float(np.max(out["fit"])),
+        "mmlu_pro_gold10_fit_s": float(np.median(out["fit"])),
+        "mmlu_pro_gold10_fit_s_slowest_split": float(np.max(out["fit"])),
         "mmlu_pro_gold10_category_acc": float(np.mean(out["ctx_acc"])),
     }
     return result | mmlu_unsupervised(votes, truth)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,41 @@ def test_process_json_on_the_real_local_voices(tmp_path: Path) -> None:
     assert len(payload["votes"]) >= 3
     assert any("gemma" in v["voice"] for v in payload["votes"])
     assert Path(tmp_path, payload["trace_path"]).exists()
+
+
+def test_error_text_prints_literally(capsys: pytest.CaptureFixture[str]) -> None:
+    """Rich must not read an error as markup or emoji codes (':x:' is no icon, '[b]' no tag)."""
+    from ai_orchestration.errors import VoiceError
+
+    @cli.one_line_errors
+    def failing() -> None:
+        raise VoiceError("openai-compat:x: cannot connect [b]here[/b] :smile:", voice="x")
+
+    with pytest.raises(cli.typer.Exit) as exited:
+        failing()
+    assert exited.value.exit_code == 1
+    expected = "error: voice 'x': openai-compat:x: cannot connect [b]here[/b] :smile:\n"
+    assert capsys.readouterr().err == expected
+
+
+def test_a_run_is_recorded_and_listed(tmp_path: Path) -> None:
+    """``ai-orchestration run`` records its run in the store; ``runs list --json`` shows it."""
+    config = tmp_path / "app.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n')
+    path = write_workflow(
+        tmp_path, "name: loud\nsteps:\n  - {name: up, call: 'tests.fixtures.steps:shout'}\n"
+    )
+    proc = run_cli("run", str(path), "--input", "hi", "-c", str(config), "--json", cwd=Path.cwd())
+    assert proc.returncode == 0, proc.stderr
+    run_id = orjson.loads(proc.stdout)["run_id"]
+    listed = run_cli("runs", "list", "-c", str(config), "--json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = orjson.loads(listed.stdout)["runs"]
+    assert (row["run_id"], row["workflow"], row["status"]) == (run_id, "loud", "ok")
+    assert 0 <= row["duration_s"] < 5 and abs(row["started"] - time.time()) < 60
+    with AiOrchestration(config) as system:
+        record = system.store.get_run(run_id)
+    assert record is not None and (record.input, record.answer) == ("hi", "HI")
+    assert run_cli("runs", "list", "-c", str(config), "-w", "other", "--json").stdout == (
+        '{"runs":[]}\n'
+    )

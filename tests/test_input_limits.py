@@ -84,6 +84,7 @@ def test_a_voice_the_input_is_too_long_for_abstains_with_the_reason(tmp_path: Pa
         "the input is ~201 tokens, over this voice's context of 100 tokens"
     )
     assert voices[0].calls == 0 and result.answer == "Paris"
+    assert small.abstained and small.to_dict()["abstained"] is True  # a typed field, not a prefix
 
 
 def test_a_configured_voice_declares_its_context(tmp_path: Path) -> None:
@@ -121,11 +122,12 @@ def test_run_has_an_input_limit(tmp_path: Path) -> None:
 def test_the_default_voices_refuse_a_prompt_over_their_context(tmp_path: Path) -> None:
     # The case: 11,000 characters against the 1,024-token local models. Nothing is
     # loaded or run: the input is refused at the boundary, naming every voice. 11,000 / 4 + 1
-    # tokens; Gemma 1024 - 32 - prefix // 3 (220 and 256 characters); e5 500.
+    # tokens; the default panel's Gemma and SmolLM2 voices 1024 - 32 - prefix // 3 (220
+    # characters); e5 500.
     system = AiOrchestration({"state_dir": str(tmp_path)})
     with system, pytest.raises(InputError) as info:
         system.process("word " * 2200)
     assert str(info.value) == (
         "the input is ~2,751 tokens, more than any voice can take (context tokens: "
-        "gemma-qa 919, gemma-trivia 907, e5-similarity 500); shorten it"
+        "gemma-qa 919, smollm2-qa 919, e5-similarity 500); shorten it"
     )

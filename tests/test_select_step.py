@@ -103,6 +103,7 @@ async def test_a_single_candidate_is_an_abstention_not_an_echo() -> None:
     assert picker.requests == []
     (pick,) = [v for v in out.votes if v.voice == "pick"]
     assert pick.answer is None and pick.error is not None and "nothing to select" in pick.error
+    assert pick.abstained  # its own choice, typed: not a failure to be told apart by its text
     assert out.explanation["selection"] == {"pick": ["Paris"]}
     assert out.agreement == 1.0 and len([v for v in out.votes if v.valid]) == 2
 

@@ -223,9 +223,10 @@ def listing(path: Path) -> list[str]:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """An audit file's records in start order (the file holds them in the order spans end)."""
     raw = path.read_bytes()
     assert raw.endswith(b"\n")
-    return [orjson.loads(line) for line in raw.splitlines()]
+    return sorted((orjson.loads(line) for line in raw.splitlines()), key=lambda r: r["start_ns"])
 
 
 async def test_audit_file_per_run_one_json_object_per_span(tmp_path: Path) -> None:

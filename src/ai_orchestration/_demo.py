@@ -12,8 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ai_orchestration._steps import ABSTAINED
-
 __all__ = ["DEMO_QUESTIONS", "answer_text", "run_demo", "votes_table"]
 
 DEMO_QUESTIONS: tuple[dict[str, Any], ...] = (
@@ -44,7 +42,7 @@ def votes_table(result: Any) -> Table:
     for v in result.votes:
         if v.ok:
             vote = escape(str(v.answer))
-        elif str(v.error).startswith(ABSTAINED):  # by choice (e.g. nothing to select among)
+        elif v.abstained:  # by choice (e.g. nothing to select among)
             vote = f"[dim]{escape(str(v.error))}[/]"
         else:
             vote = f"[red]no vote[/] {escape(str(v.error))}"
@@ -63,7 +61,8 @@ def run_demo(system: Any, *, out: Console, err: Console, as_json: bool = False) 
     started = time.perf_counter()
     names = ", ".join(v.name for v in system.voices)
     if not as_json:
-        out.print(f"[bold]voices[/]: {names}  ·  [bold]method[/]: {system.config.consensus.method}")
+        method = system.workflow.steps[0].spec.method  # the embedded default's own pool
+        out.print(f"[bold]voices[/]: {names}  ·  [bold]method[/]: {method}")
     for q in DEMO_QUESTIONS:
         label = q["prompt"] + (f"  [{' / '.join(q['choices'])}]" if "choices" in q else "")
         status = nullcontext() if as_json else err.status(f"asking the voices: {q['prompt']}")

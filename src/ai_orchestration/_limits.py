@@ -16,11 +16,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ai_orchestration._encoding import unencodable
+from ai_orchestration.context import Context, Message
 from ai_orchestration.errors import InputError
 from ai_orchestration.voices import Voice, VoiceRequest
 from ai_orchestration.voices._types import estimate_input_tokens
 
-__all__ = ["check_process_input", "check_run_input", "check_voices_can_take", "over_context"]
+__all__ = [
+    "chat_context",
+    "check_process_input",
+    "check_run_input",
+    "check_voices_can_take",
+    "over_context",
+]
 
 
 def _choice_text(choice: Any, where: str) -> str:
@@ -54,19 +61,57 @@ def _check_choices(choices: Any, max_choices: int) -> list[str]:
     return texts
 
 
+_ROLES = ("system", "user", "assistant", "tool")
+
+
+def _message_texts(raw: Any) -> list[str]:
+    """The contents of an OpenAI-style ``messages`` list, or an ``InputError`` naming the
+    offending element (``input['messages'][2].role``)."""
+    if isinstance(raw, str) or not isinstance(raw, Sequence) or not raw:
+        raise InputError("input 'messages' must be a non-empty list of {role, content} objects")
+    texts: list[str] = []
+    for i, message in enumerate(raw):
+        where = f"input['messages'][{i}]"
+        if not isinstance(message, Mapping):
+            raise InputError(f"{where} is {type(message).__name__}, not a {{role, content}} object")
+        role, content = message.get("role"), message.get("content")
+        if role not in _ROLES:
+            raise InputError(f"{where}.role is {role!r}; expected one of {', '.join(_ROLES)}")
+        if not isinstance(content, str):
+            raise InputError(f"{where}.content is {type(content).__name__}, not a string")
+        texts.append(content)
+    if not any(m["role"] == "user" for m in raw):
+        raise InputError("input 'messages' has no 'user' message")
+    return texts
+
+
+def chat_context(input_data: Mapping[str, Any]) -> Context:
+    """The ``Context`` of a checked ``{"messages": [...]}`` input (optional ``name`` kept)."""
+    return Context(
+        Message(
+            m["role"], m["content"], name=m.get("name") if isinstance(m.get("name"), str) else None
+        )
+        for m in input_data["messages"]
+    )
+
+
 def check_process_input(input_data: Any, *, max_chars: int, max_choices: int) -> Any:
     """``input_data`` if ``process`` can take it, else an ``InputError`` naming the problem."""
+    choices: list[str] = []
     if isinstance(input_data, str):
-        text, choices = input_data, []
+        text = input_data
+    elif isinstance(input_data, Mapping) and "messages" in input_data:
+        text = "\n".join(_message_texts(input_data["messages"]))
     elif isinstance(input_data, Mapping):
         prompt = input_data.get("prompt")
         if not isinstance(prompt, str):
-            raise InputError("input mapping needs a 'prompt' string")
+            raise InputError("input mapping needs a 'prompt' string or a 'messages' list")
         raw = input_data.get("choices")
-        text, choices = prompt, [] if raw is None else _check_choices(raw, max_choices)
+        text = prompt
+        choices = [] if raw is None else _check_choices(raw, max_choices)
     else:
         raise InputError(
-            f"input must be a prompt string or a mapping with 'prompt', "
+            f"input must be a prompt string or a mapping with 'prompt' or 'messages', "
             f"got {type(input_data).__name__}"
         )
     where = unencodable(input_data)

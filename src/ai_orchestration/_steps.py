@@ -49,6 +49,7 @@ __all__ = [
     "ABSTAINED",
     "Collected",
     "RouteOutcome",
+    "abstention",
     "collect_votes",
     "picks_among_answers",
     "run_step_body",
@@ -221,9 +222,14 @@ def picks_among_answers(voice: Voice) -> bool:
 
 
 _NO_CANDIDATES = "no candidates to select among: no other voice gave a valid answer"
-ABSTAINED = "abstained: "  # how a voice's own choice not to vote starts its error text
-_ONE_CANDIDATE = ABSTAINED + "the other voices gave one answer, nothing to select among"
-_ALL_ECHOES = ABSTAINED + "every answer only repeats words or numbers of the question"
+ABSTAINED = "abstained: "  # how an abstention's reason reads in the trace and errors
+_ONE_CANDIDATE = "the other voices gave one answer, nothing to select among"
+_ALL_ECHOES = "every answer only repeats words or numbers of the question"
+
+
+def abstention(voice: str, why: str) -> Vote:
+    """A voice's deliberate choice not to vote (``Vote.abstained``), with its reason."""
+    return Vote(voice=voice, answer=None, error=ABSTAINED + why, abstained=True)
 
 
 def _candidates(votes: Sequence[Vote]) -> list[str]:
@@ -289,7 +295,7 @@ async def collect_votes(
     async def ask(voice: Voice, req: VoiceRequest) -> None:
         too_long = over_context(voice, req)
         if too_long is not None:  # not an error of the voice: it cannot take this input
-            record(Vote(voice=voice.name, answer=None, error=ABSTAINED + too_long))
+            record(abstention(voice.name, too_long))
             return
         try:
             response = await call_voice(voice, req, timeout=voice_timeout)
@@ -317,10 +323,13 @@ async def collect_votes(
         selectable = [c for c in candidates if not echoes(c, request.prompt)]
         got.selection = {v.name: selectable for v in selectors}
         if len(candidates) < 2 or not selectable:  # picking the only answer is no evidence
-            why = _ONE_CANDIDATE if candidates else _NO_CANDIDATES
-            why = why if len(candidates) < 2 else _ALL_ECHOES
+            why = _ONE_CANDIDATE if len(candidates) < 2 else _ALL_ECHOES
             for v in selectors:
-                record(Vote(voice=v.name, answer=None, error=why))
+                record(
+                    abstention(v.name, why)
+                    if candidates
+                    else Vote(v.name, None, error=_NO_CANDIDATES)
+                )
             return
         choosing = replace(request, choices=tuple(selectable))
         async with asyncio.TaskGroup() as tg:

@@ -9,7 +9,9 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -17,10 +19,12 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from ai_orchestration.errors import AiOrchestrationError, ConfigError, InputError, UserError
 from ai_orchestration.tracing._redact import redact_text
+from ai_orchestration.tracing._trace import flush_processors
 
 __all__ = ["app", "main"]
 
@@ -61,8 +65,9 @@ app = typer.Typer(
     cls=_Group,
 )
 command = app.command(cls=_Command)
-out = Console()
-err = Console(stderr=True)
+# No emoji codes anywhere: ``:x:`` in "openai-compat:x: cannot connect" is text, not an icon.
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigOpt = Annotated[
@@ -74,7 +79,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.", 
 
 def _fail(exc: BaseException, code: int) -> typer.Exit:
     text = redact_text(" ".join(str(exc).split())) or type(exc).__name__
-    err.print(f"error: {text}", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"error: {text}", markup=False, emoji=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -120,7 +125,7 @@ def _print_result(result: Any, as_json: bool) -> None:
     out.print(votes_table(result))
     out.print(f"[bold]run id[/]      {result.run_id}")
     if result.trace_path:
-        out.print(f"[bold]trace[/]       {result.trace_path}")
+        out.print(f"[bold]trace[/]       {escape(str(result.trace_path))}", highlight=False)
 
 
 @command
@@ -171,24 +176,24 @@ def run(
     input: Annotated[
         str, typer.Option("--input", "-i", help="Input text, or @file (JSON or text).")
     ],
+    config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a workflow defined in WORKFLOW_FILE once on --input (at most run.max_input_chars
-    characters; the workflow's timeout, else run.timeout's default)."""
+    characters; the workflow's timeout, else run.timeout's default). The run is recorded in
+    the configured store (see ``runs list``)."""
     from ai_orchestration._limits import check_run_input
-    from ai_orchestration.config import RunConfig
     from ai_orchestration.workflow_file import load_workflow
 
     flow, processors = load_workflow(workflow_file)
-    data, defaults = _read_input(input), RunConfig()
-    check_run_input(data, max_chars=defaults.max_input_chars)
-    timeout = flow.timeout if flow.timeout is not None else defaults.timeout
-    with err.status(f"running {flow.name}…"):
-        result = asyncio.run(flow.run(data, processors=processors, timeout=timeout))
-    for p in processors:
-        flush = getattr(p, "flush", None)
-        if flush is not None:
-            flush()
+    cfg = _read_config(config)
+    data = _read_input(input)
+    check_run_input(data, max_chars=cfg.run.max_input_chars)
+    timeout = flow.timeout if flow.timeout is not None else cfg.run.timeout
+    with _recorder(cfg) as recorder, err.status(f"running {flow.name}…"):
+        run_in = flow.run(data, processors=[*processors, recorder], timeout=timeout)
+        result = asyncio.run(run_in)
+    flush_processors(processors)  # the audit file is whole before it is shown
     trace_path = result.trace.path
     payload = {
         "run_id": result.run_id,
@@ -199,10 +204,76 @@ def run(
     if as_json:
         sys.stdout.write(orjson.dumps(payload, default=_jsonable).decode() + "\n")
     else:
-        out.print(f"[bold]output[/]  {_jsonable(result.output)}", highlight=False)
+        out.print(f"[bold]output[/]  {escape(str(_jsonable(result.output)))}", highlight=False)
         out.print(f"[bold]run id[/]  {result.run_id}")
         if trace_path:
-            out.print(f"[bold]trace[/]   {trace_path}")
+            out.print(f"[bold]trace[/]   {escape(str(trace_path))}", highlight=False)
+
+
+def _read_config(config: Path | None) -> Any:
+    from ai_orchestration.config import read_config
+
+    return read_config(config)[0]
+
+
+@contextmanager
+def _recorder(cfg: Any) -> Iterator[Any]:
+    """A run recorder over the configured store; every row written (or its error raised)
+    and the store closed on the way out, even when the run failed."""
+    from ai_orchestration.store import open_store
+    from ai_orchestration.store._recording import RunRecorder
+
+    store = open_store(cfg.store_url(), Path(cfg.state_dir), redact_io=cfg.tracing.redact_io)
+    recorder = RunRecorder(lambda: store)
+    try:
+        yield recorder
+    finally:
+        try:
+            recorder.raise_failures()
+        finally:
+            recorder.close()
+            store.close()
+
+
+runs_app = typer.Typer(
+    help="Recorded runs: every process and run, answered or failed.",
+    no_args_is_help=True,
+    cls=_Group,
+)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list", cls=_Command)
+@one_line_errors
+def runs_list(
+    config: ConfigOpt = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", "-w", help="Only this workflow's runs.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Runs per page.")] = 20,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Runs to skip.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """The recorded runs, newest first: run id, workflow, status, start and duration."""
+    from ai_orchestration.store import open_store
+
+    cfg = _read_config(config)
+    store = open_store(cfg.store_url(), Path(cfg.state_dir))
+    try:
+        rows = [r.summary() for r in store.list_runs(limit=limit, offset=offset, workflow=workflow)]
+    finally:
+        store.close()
+    if as_json:
+        sys.stdout.write(orjson.dumps({"runs": rows}).decode() + "\n")
+        return
+    from rich.table import Table
+
+    table = Table("run id", "workflow", "status", "started (UTC)", "duration s")
+    for row in rows:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["started"]))
+        duration = "" if row["duration_s"] is None else f"{row['duration_s']:.3f}"
+        table.add_row(row["run_id"], escape(row["workflow"]), row["status"], started, duration)
+    out.print(table)
 
 
 def _jsonable(value: Any) -> Any:

@@ -16,30 +16,26 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from ai_orchestration._bridge import LoopThread, in_event_loop
 from ai_orchestration._engine import new_run_id
-from ai_orchestration._limits import check_process_input, check_voices_can_take
-from ai_orchestration._recording import (
-    RunRecorder,
-    TraceCatcher,
-    failure_record,
-    success_record,
-    with_voices,
-)
+from ai_orchestration._limits import chat_context, check_process_input, check_voices_can_take
 from ai_orchestration._runtime import Budget
 from ai_orchestration._steps import to_request
 from ai_orchestration.errors import AiOrchestrationError, ConfigError, InputError
 from ai_orchestration.stats import recording_stats
+from ai_orchestration.store._recording import RunRecorder, TraceCatcher, with_voices
 from ai_orchestration.tracing import (
     JsonlAuditProcessor,
     SpanProcessor,
     Trace,
 )
+from ai_orchestration.tracing._trace import flush_processors
 from ai_orchestration.voices import Usage, Voice
 from ai_orchestration.workflow import Workflow, WorkflowBuilder
 
@@ -49,10 +45,10 @@ if TYPE_CHECKING:
     from ai_orchestration.policies._registries import PolicyRegistries
     from ai_orchestration.routing import RouteDecision, Router
     from ai_orchestration.store import Store
+    from ai_orchestration.voices._http import HttpClientPool
 
 __all__ = ["AiOrchestration", "Result"]
 
-T = TypeVar("T")
 _log = logging.getLogger("ai_orchestration")
 _RELIABILITY_REFRESH_S = 5.0  # how stale a shared store's reliability counts may get
 _ROUTED_CACHE = 64  # consensus workflows kept per distinct (panel, fallbacks)
@@ -109,31 +105,6 @@ class Result:
         }
 
 
-class _LoopThread:
-    """One event loop in a daemon thread: the sync facade's bridge. Keeping a single loop
-    lets pooled HTTP clients and cached local models live across ``process`` calls."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=loop.run_forever, name="ai-orchestration-loop", daemon=True
-                ).start()
-                self._loop = loop
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._loop = None
-
-
 class AiOrchestration:
     """Many voices, one answer.
 
@@ -171,7 +142,8 @@ class AiOrchestration:
         self._recorder: RunRecorder | None = None
         self.warm_up_s: dict[str, float] | None = None  # set by warm_up(): seconds per voice
         self._warned_loop = False
-        self._bridge = _LoopThread()
+        self._bridge = LoopThread()
+        self._http = _http_pool()  # the HTTP voices' connections; close() closes them
         tracing = self.config.tracing
         self.audit = (
             JsonlAuditProcessor(self.state_dir / "traces", redact_io=tracing.redact_io)
@@ -243,14 +215,17 @@ class AiOrchestration:
         from ai_orchestration.config import parse_join
 
         c = self.config.consensus
+        method, options = c.method, self._fuse_options()
+        if self._given is None and not self.config.voices and "method" not in c.model_fields_set:
+            from ai_orchestration.voices.defaults import default_pool
+
+            # the embedded default fuses with its shipped, fitted pool (see voices.defaults)
+            method, options["reliability"] = "logpool", default_pool()
         return (
             WorkflowBuilder("process")
-            .consensus(
-                "consensus", voices, method=c.method, votes=parse_join(c.votes),
-                **self._fuse_options(),
-            )
+            .consensus("consensus", voices, method=method, votes=parse_join(c.votes), **options)
             .build()
-        )  # fmt: skip
+        )
 
     @property
     def router(self) -> Router | None:
@@ -352,7 +327,7 @@ class AiOrchestration:
             from ai_orchestration.consensus import ReliabilityTracker
 
             self._tracker = ReliabilityTracker(None)
-            if not _in_event_loop():  # else the first run reads them, off the loop
+            if not in_event_loop():  # else the first run reads them, off the loop
                 self._sync_reliability()
         return self._tracker
 
@@ -383,9 +358,11 @@ class AiOrchestration:
         inp = self._check_input(input_data)
         workflow = self.workflow  # builds the voices, and with them any policies budget
         router = self.router
-        route = router.route(inp) if router is not None else None
+        route = await router.aroute(_route_value(inp)) if router is not None else None
         if route is not None:
             workflow = self._routed_workflow(route)
+        if isinstance(inp, Mapping) and "messages" in inp:
+            inp = chat_context(inp)
         step = workflow.steps[0]
         check_voices_can_take(to_request(inp, step.name), step.spec.voices)
         warmed = await self._prepare_run()
@@ -398,25 +375,26 @@ class AiOrchestration:
         catcher = TraceCatcher()
         run_id = new_run_id()
         try:
-            with recording_stats(self.registries.stats):
+            with recording_stats(self.registries.stats), self._http.using():
                 run = await workflow.run(
                     inp,
-                    processors=(*self._processors, catcher),
-                    tracing=self.config.tracing.enabled,
+                    processors=(*self._processors, catcher, self.recorder),
+                    tracing=True,  # the recorder reads the run from its trace
                     timeout=timeout,
                     budget=Budget(**b.model_dump()) if b is not None else self._policy_budget,
                     run_id=run_id,
                     attributes=attributes,
                 )
-        except BaseException as exc:  # recorded with no await first: see _recording
+        except BaseException as exc:  # recorded at the trace's end: see store._recording
+            self.recorder.written(run_id)  # queued; flush() and feedback wait for it
             error = with_voices(exc, catcher.trace)
-            self.recorder.submit(failure_record(run_id, workflow.name, inp, error, catcher.trace))
             if error is exc:
                 raise
             raise error from exc
+        written = self.recorder.written(run.run_id)
+        if written is not None:
+            await self.recorder.wait(written, until)
         consensus: Consensus = run.output
-        record = success_record(run.run_id, run.workflow, inp, consensus, run.usage, run.trace)
-        await self.recorder.wait(self.recorder.submit(record), until)
         return Result(
             answer=consensus.answer,
             confidence=consensus.confidence,
@@ -485,7 +463,7 @@ class AiOrchestration:
         """Synchronous ``aprocess``; returns once the run's row and audit trace are written.
         Called from a running event loop it blocks that loop for the whole run: it warns
         once (use ``await aprocess(...)`` there)."""
-        if not self._warned_loop and _in_event_loop():
+        if not self._warned_loop and in_event_loop():
             self._warned_loop = True
             warnings.warn(
                 "AiOrchestration.process() blocks the running event loop until the run ends; "
@@ -497,7 +475,7 @@ class AiOrchestration:
         if self._recorder is not None:
             self._recorder.flush()
         if self.audit is not None:
-            self.audit.flush(result.run_id)  # this run's trace: another's failure is not ours
+            self.audit.flush(result.run_id)  # this run's spans: another's failure is not ours
         return result
 
     def feedback(self, run_id: str, correct_answer: Any) -> None:
@@ -526,18 +504,42 @@ class AiOrchestration:
         self.store.record_feedback(run_id, correct_answer, counts)  # one transaction
         tracker.add(counts)
 
+    async def afeedback(self, run_id: str, correct_answer: Any) -> None:
+        """``feedback`` for async code: the store is read and written on a worker thread."""
+        await asyncio.to_thread(self.feedback, run_id, correct_answer)
+
     def close(self) -> None:
-        """Write what is queued and release the store; a later call opens it again."""
-        self._bridge.close()
+        """Close the pooled HTTP clients (their connections), write what is queued and
+        release the store; a later call opens them again. From async code use ``aclose``:
+        clients of a loop other than the sync bridge's are closed on their own loop only."""
+        self._bridge.close(self._http.aclose)
+        for loop in self._http.loops():  # an async caller's loop that still runs
+            if loop.is_running() and not in_event_loop():
+                asyncio.run_coroutine_threadsafe(self._http.aclose(), loop).result()
+        self._close_recording()
+
+    async def aclose(self) -> None:
+        """``close`` for async code: this loop's HTTP clients are closed here, the rest of
+        ``close`` runs on a worker thread."""
+        await self._http.aclose()
+        await asyncio.to_thread(self._bridge.close, self._http.aclose)
+        await asyncio.to_thread(self._close_recording)
+
+    def _close_recording(self) -> None:
         if self._recorder is not None:
             self._recorder.close()
             self._recorder = None
-        if self.audit is not None:
-            self.audit.flush()
+        flush_processors(self._processors, shutdown=True)  # the audit among them
         with self._store_lock:
             store, self._store = self._store, None
         if store is not None:
             store.close()
+
+    async def __aenter__(self) -> AiOrchestration:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def __enter__(self) -> AiOrchestration:
         return self
@@ -558,10 +560,15 @@ def _loader(voice: Voice) -> Any:
         voice = inner
 
 
-def _in_event_loop() -> bool:
-    """Whether this thread is running an event loop right now."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+def _http_pool() -> HttpClientPool:
+    from ai_orchestration.voices._http import HttpClientPool  # httpx: not on import
+
+    return HttpClientPool()
+
+
+def _route_value(inp: Any) -> Any:
+    """What routing reads of an input: a chat's last user message stands for its prompt."""
+    if isinstance(inp, Mapping) and isinstance(inp.get("messages"), list):
+        users = [m["content"] for m in inp["messages"] if m.get("role") == "user"]
+        return {**{k: v for k, v in inp.items() if k != "messages"}, "prompt": users[-1]}
+    return inp

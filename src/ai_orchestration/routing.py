@@ -27,6 +27,7 @@ Routing never calls a voice: health comes from circuit breakers that real calls 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -289,12 +290,20 @@ class Router:
 
     def maybe_reload(self) -> bool:
         """Reload the file if it changed (checked at most every ``check_interval`` s)."""
+        return self._check_due() and self._reload_if_changed()
+
+    def _check_due(self) -> bool:
+        """Whether the file is to be checked now (no I/O: the clock only)."""
         if self.path is None:
             return False
         now = self.clock.now()
         if now - self._checked < self.check_interval:
             return False
         self._checked = now
+        return True
+
+    def _reload_if_changed(self) -> bool:
+        assert self.path is not None
         try:
             mtime = self.path.stat().st_mtime_ns
         except OSError as exc:
@@ -335,6 +344,13 @@ class Router:
     def route(self, value: Any) -> RouteDecision | None:
         """Like ``select``, but None when no rule matches and no default is configured."""
         self.maybe_reload()
+        return self._decide(RouteInput.of(value), advance=True)[0]
+
+    async def aroute(self, value: Any) -> RouteDecision | None:
+        """``route`` for async callers: the file is checked and re-read on a worker thread,
+        never on the event loop."""
+        if self._check_due():
+            await asyncio.to_thread(self._reload_if_changed)
         return self._decide(RouteInput.of(value), advance=True)[0]
 
     def explain(self, value: Any) -> str:

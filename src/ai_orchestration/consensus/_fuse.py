@@ -169,7 +169,8 @@ def _table(
     }
     if options:
         return parse_votes(rows, labels=agg.labels_, extra_labels=options)
-    want = n_classes if n_classes is not None else (0 if agg.fitted_ else len(seen) + 1)
+    # an aggregator fitted on a label set knows every answer; others leave room for one more
+    want = n_classes if n_classes is not None else (0 if agg.labels_ else len(seen) + 1)
     pads = [_Other(i) for i in range(max(want - len(seen), 0))]
     return parse_votes(rows, labels=agg.labels_, extra_labels=pads)
 
@@ -194,8 +195,11 @@ def _why_for(agg: Aggregator, tracker: ReliabilityTracker | None) -> Callable[[s
         return lambda voice: "one vote each"
     neutral = f"neutral prior accuracy {NEUTRAL_ACCURACY:.3f}"
     learned = agg.reliability_
+    pooled = agg.weights_ if isinstance(agg, LogPool) else {}
 
     def why(voice: str) -> str:
+        if voice in pooled:
+            return f"fitted pool weight {pooled[voice]:.3f}"
         if tracker is not None and not tracker.has_history(voice):
             return f"no history: {neutral}"
         if voice in learned:

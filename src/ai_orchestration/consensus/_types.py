@@ -15,7 +15,8 @@ class Vote:
 
     ``confidence`` is the voice's own stated confidence in [0, 1]; ``distribution`` maps answers
     to probabilities when the voice gives one. ``error`` is set (and ``answer`` is None) when
-    the voice failed, so failures stay visible in the result and the trace.
+    the voice failed, so failures stay visible in the result and the trace; ``abstained`` is
+    True when it did not vote by its own choice (nothing to select among, input too long).
     """
 
     voice: str
@@ -25,6 +26,7 @@ class Vote:
     error: str | None = None
     latency_s: float = 0.0
     cost_usd: float = 0.0
+    abstained: bool = False  # the voice chose not to vote (``error`` says why), not a failure
 
     @property
     def ok(self) -> bool:
@@ -43,6 +45,8 @@ class Vote:
             out["distribution"] = dict(self.distribution)
         if self.error is not None:
             out["error"] = self.error
+        if self.abstained:
+            out["abstained"] = True
         return out
 
 

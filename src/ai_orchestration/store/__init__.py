@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ai_orchestration._lazy import lazy_exports
 from ai_orchestration.errors import ConfigError
 from ai_orchestration.store._base import Counts, RunRecord, Store, VoiceCall
+from ai_orchestration.store._recording import RunRecorder
 from ai_orchestration.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ __all__ = [
     "Counts",
     "PostgresStore",
     "RunRecord",
+    "RunRecorder",
     "SQLiteStore",
     "Store",
     "VoiceCall",

@@ -40,6 +40,25 @@ class RunRecord:
     feedback: Any = None
     calls: list[VoiceCall] = field(default_factory=list)
     error: str | None = None  # why the run failed (then ``answer`` is None); None if it ran
+    duration_s: float | None = None  # how long the run took (None: recorded before it was kept)
+
+    @property
+    def status(self) -> str:
+        """``"error"`` (it failed), ``"abstained"`` or ``"ok"``."""
+        return "error" if self.error is not None else "abstained" if self.abstained else "ok"
+
+    def summary(self) -> dict[str, Any]:
+        """What ``ai-orchestration runs list`` shows of the run: id, workflow, status, when it
+        started (epoch seconds) and how long it took."""
+        duration = self.duration_s
+        started = self.created_at - duration if duration is not None else self.created_at
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "started": round(started, 3),
+            "duration_s": None if duration is None else round(duration, 4),
+        }
 
     def stored(self, *, redact_io: bool = False) -> RunRecord:
         """What a store keeps of this run: key material taken out of the input, the answer
@@ -75,6 +94,7 @@ class RunRecord:
             encode(self.usage),
             self.trace_path,
             self.error,
+            self.duration_s,
         )
 
 
@@ -130,6 +150,13 @@ class Store(Protocol):
 
     def recent_calls(self, per_voice: int) -> list[VoiceCall]:
         """The last ``per_voice`` calls of every voice, oldest first."""
+        ...
+
+    def list_runs(
+        self, *, limit: int = 50, offset: int = 0, workflow: str | None = None
+    ) -> list[RunRecord]:
+        """Recorded runs, newest first (``workflow`` only, when given); a page of ``limit``
+        after skipping ``offset``. Records carry no calls and no feedback."""
         ...
 
     def close(self) -> None:

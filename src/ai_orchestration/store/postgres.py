@@ -43,8 +43,10 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
     votes       jsonb NOT NULL,
     usage       jsonb NOT NULL,
     trace_path  text,
-    error       text
+    error       text,
+    duration_s  double precision
 );
+CREATE INDEX IF NOT EXISTS runs_by_time ON {s}.runs (created_at);
 CREATE TABLE IF NOT EXISTS {s}.voice_calls (
     id          bigint GENERATED ALWAYS AS IDENTITY,
     run_id      text NOT NULL REFERENCES {s}.runs (run_id),
@@ -70,8 +72,13 @@ CREATE TABLE IF NOT EXISTS {s}.reliability (
 """
 
 _QUERIES = {
-    "insert_run": "INSERT INTO {s}.runs VALUES "
-    "(%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s::jsonb, %s::jsonb, %s, %s)",
+    "insert_run": "INSERT INTO {s}.runs (run_id, workflow, created_at, input, answer, "
+    "confidence, abstained, votes, usage, trace_path, error, duration_s) VALUES "
+    "(%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)",
+    "list_runs": "SELECT run_id, workflow, created_at, input, answer, confidence, abstained, "
+    "votes, usage, trace_path, error, NULL, duration_s FROM {s}.runs "
+    "WHERE (%s::text IS NULL OR workflow = %s::text) "
+    "ORDER BY created_at DESC, run_id DESC LIMIT %s OFFSET %s",
     "insert_call": "INSERT INTO {s}.voice_calls (run_id, voice, latency_s, ok, cost_usd) "
     "VALUES (%s, %s, %s, %s, %s)",
     "insert_feedback": "INSERT INTO {s}.feedback (run_id, created_at, answer) "
@@ -81,7 +88,8 @@ _QUERIES = {
     "counts": "SELECT voice, correct, wrong FROM {s}.reliability",
     "get_run": "SELECT run_id, workflow, created_at, input, answer, confidence, abstained, "
     "votes, usage, trace_path, error, (SELECT f.answer FROM {s}.feedback f "
-    "WHERE f.run_id = r.run_id ORDER BY f.id DESC LIMIT 1) FROM {s}.runs r WHERE run_id = %s",
+    "WHERE f.run_id = r.run_id ORDER BY f.id DESC LIMIT 1), duration_s FROM {s}.runs r "
+    "WHERE run_id = %s",
     "get_calls": "SELECT voice, latency_s, ok, cost_usd FROM {s}.voice_calls "
     "WHERE run_id = %s ORDER BY id",
     # A loose index scan over (voice, id): one index probe per distinct voice, then its last
@@ -113,6 +121,26 @@ def _value(stored: Any) -> Any:
     if isinstance(stored, dict) and len(stored) == 1 and _NUL_KEY in stored:
         return orjson.loads(stored[_NUL_KEY])
     return stored
+
+
+def _run_record(row: Any, calls: list[VoiceCall] | None = None) -> RunRecord:
+    """A run from a ``get_run``/``list_runs`` row (feedback at 11, duration at 12)."""
+    return RunRecord(
+        run_id=row[0],
+        workflow=row[1],
+        created_at=row[2],
+        input=_value(row[3]),
+        answer=_value(row[4]),
+        confidence=row[5],
+        abstained=row[6],
+        votes=_value(row[7]),
+        usage=_value(row[8]),
+        trace_path=row[9],
+        feedback=_value(row[11]),
+        calls=calls or [],
+        error=row[10],
+        duration_s=row[12],
+    )
 
 
 class PostgresStore:
@@ -187,24 +215,29 @@ class PostgresStore:
             (self.schema, list(_TABLES)),
         ).fetchone()
         if present is not None and present[0] == len(_TABLES):
-            self._add_error_column(conn)
+            self._add_columns(conn)
             return
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"aio:{self.schema}",))
             conn.execute(self._ddl)
 
-    def _add_error_column(self, conn: psycopg.Connection[Any]) -> None:
-        """A store from before failed runs were kept gets ``runs.error``."""
-        found = conn.execute(
-            "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
-            "AND table_name = 'runs' AND column_name = 'error'",
-            (self.schema,),
-        ).fetchone()
-        if found is None:
+    def _add_columns(self, conn: psycopg.Connection[Any]) -> None:
+        """A store from before failed runs (``runs.error``) and durations were kept gets
+        those columns."""
+        for name, kind in (("error", "text"), ("duration_s", "double precision")):
+            found = conn.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = 'runs' AND column_name = %s",
+                (self.schema, name),
+            ).fetchone()
+            if found is not None:
+                continue
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"aio:{self.schema}",))
-                alter = sql.SQL("ALTER TABLE {}.runs ADD COLUMN IF NOT EXISTS error text")
-                conn.execute(alter.format(sql.Identifier(self.schema)))
+                alter = sql.SQL("ALTER TABLE {}.runs ADD COLUMN IF NOT EXISTS {} {}")
+                conn.execute(
+                    alter.format(sql.Identifier(self.schema), sql.Identifier(name), sql.SQL(kind))
+                )
 
     def record_run(self, record: RunRecord) -> None:
         record = record.stored(redact_io=self.redact_io)
@@ -226,21 +259,16 @@ class PostgresStore:
             calls = conn.execute(self._q["get_calls"], (run_id,)).fetchall() if row else []
         if row is None:
             return None
-        return RunRecord(
-            run_id=row[0],
-            workflow=row[1],
-            created_at=row[2],
-            input=_value(row[3]),
-            answer=_value(row[4]),
-            confidence=row[5],
-            abstained=row[6],
-            votes=_value(row[7]),
-            usage=_value(row[8]),
-            trace_path=row[9],
-            feedback=_value(row[11]),
-            calls=[(v, lat, ok, cost) for v, lat, ok, cost in calls],
-            error=row[10],
-        )
+        return _run_record(row, [(v, lat, ok, cost) for v, lat, ok, cost in calls])
+
+    def list_runs(
+        self, *, limit: int = 50, offset: int = 0, workflow: str | None = None
+    ) -> list[RunRecord]:
+        with self._session() as conn:
+            rows = conn.execute(
+                self._q["list_runs"], (workflow, workflow, limit, offset)
+            ).fetchall()
+        return [_run_record(row) for row in rows]
 
     def record_feedback(
         self, run_id: str, correct_answer: Any, counts: Counts | None = None

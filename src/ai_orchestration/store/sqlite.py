@@ -29,8 +29,10 @@ CREATE TABLE IF NOT EXISTS runs (
     votes       BLOB NOT NULL,
     usage       BLOB NOT NULL,
     trace_path  TEXT,
-    error       TEXT
+    error       TEXT,
+    duration_s  REAL
 );
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs(created_at);
 CREATE TABLE IF NOT EXISTS voice_calls (
     run_id      TEXT NOT NULL REFERENCES runs(run_id),
     voice       TEXT NOT NULL,
@@ -75,6 +77,32 @@ _LAST_CALLS = (
 )
 
 
+_ADDED_COLUMNS = (("error", "TEXT"), ("duration_s", "REAL"))
+_RUN_COLUMNS = (
+    "run_id, workflow, created_at, input, answer, confidence, abstained, votes, usage, "
+    "trace_path, error, duration_s"
+)
+
+
+def _run_record(row: Any, feedback: Any = None, calls: list[VoiceCall] | None = None) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        workflow=row[1],
+        created_at=row[2],
+        input=orjson.loads(row[3]),
+        answer=orjson.loads(row[4]),
+        confidence=row[5],
+        abstained=bool(row[6]),
+        votes=orjson.loads(row[7]),
+        usage=orjson.loads(row[8]),
+        trace_path=row[9],
+        feedback=feedback,
+        calls=calls or [],
+        error=row[10],
+        duration_s=row[11],
+    )
+
+
 class SQLiteStore:
     """Runs and feedback in one SQLite file; safe to share between threads of a process."""
 
@@ -89,8 +117,9 @@ class SQLiteStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-            if "error" not in columns:  # a store from before failed runs were kept
-                self._db.execute("ALTER TABLE runs ADD COLUMN error TEXT")
+            for name, kind in _ADDED_COLUMNS:  # a store from before these were kept
+                if name not in columns:
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
 
@@ -100,15 +129,13 @@ class SQLiteStore:
         calls = [(record.run_id, v, lat, int(ok), cost) for v, lat, ok, cost in record.calls]
         taken = f"run {record.run_id!r} is already recorded in {self.path}"
         with self._session(transaction=True, refusals={_PRIMARY_KEY: taken}) as db:
-            db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+            db.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
             db.executemany("INSERT INTO voice_calls VALUES (?,?,?,?,?)", calls)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._session() as db:
             row = db.execute(
-                "SELECT run_id, workflow, created_at, input, answer, confidence, abstained, "
-                "votes, usage, trace_path, error FROM runs WHERE run_id = ?",
-                (run_id,),
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
             fb = db.execute(
                 "SELECT answer FROM feedback WHERE run_id = ? ORDER BY rowid DESC LIMIT 1",
@@ -121,21 +148,20 @@ class SQLiteStore:
             ).fetchall()
         if row is None:
             return None
-        return RunRecord(
-            run_id=row[0],
-            workflow=row[1],
-            created_at=row[2],
-            input=orjson.loads(row[3]),
-            answer=orjson.loads(row[4]),
-            confidence=row[5],
-            abstained=bool(row[6]),
-            votes=orjson.loads(row[7]),
-            usage=orjson.loads(row[8]),
-            trace_path=row[9],
-            feedback=orjson.loads(fb[0]) if fb else None,
-            calls=[(v, lat, bool(ok), cost) for v, lat, ok, cost in calls],
-            error=row[10],
+        kept = [(v, lat, bool(ok), cost) for v, lat, ok, cost in calls]
+        return _run_record(row, orjson.loads(fb[0]) if fb else None, kept)
+
+    def list_runs(
+        self, *, limit: int = 50, offset: int = 0, workflow: str | None = None
+    ) -> list[RunRecord]:
+        where, args = ("WHERE workflow = ? ", (workflow,)) if workflow is not None else ("", ())
+        query = (
+            f"SELECT {_RUN_COLUMNS} FROM runs {where}"
+            "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
         )
+        with self._session() as db:
+            rows = db.execute(query, (*args, limit, offset)).fetchall()
+        return [_run_record(row) for row in rows]
 
     def recent_calls(self, per_voice: int) -> list[VoiceCall]:
         """The last ``per_voice`` calls of every voice, oldest first."""

@@ -37,6 +37,7 @@ __all__ = [
     "check_duplicate_run_id",
     "check_feedback",
     "check_json_values",
+    "check_list_runs",
     "check_recent_calls",
     "check_reliability_counts",
     "check_round_trip",
@@ -336,6 +337,35 @@ def check_close(open_store: OpenStore) -> None:
     _raises_store_error(lambda: store.record_run(_run(f"{_tag()}-1")), "record_run when closed")
 
 
+def check_list_runs(open_store: OpenStore) -> None:
+    """``list_runs`` pages a workflow's runs newest first; each keeps status and duration."""
+    tag = _tag()
+    runs = [
+        _run(f"{tag}-old", workflow=tag, created_at=1_700_000_010.0, duration_s=2.5),
+        _run(f"{tag}-mid", workflow=tag, created_at=1_700_000_020.0, duration_s=0.25,
+             answer=None, abstained=True),
+        _run(f"{tag}-new", workflow=tag, created_at=1_700_000_030.0, duration_s=1.0,
+             answer=None, error="quorum not met"),
+        _run(f"{tag}-other", workflow=f"{tag}-x", created_at=1_700_000_040.0),
+    ]  # fmt: skip
+    with _opened(open_store) as store:
+        for run in runs:
+            store.record_run(run)
+        page = [r.summary() for r in store.list_runs(workflow=tag, limit=2)]
+        rest = [r.run_id for r in store.list_runs(workflow=tag, limit=2, offset=2)]
+    _expect(
+        page,
+        [
+            {"run_id": f"{tag}-new", "workflow": tag, "status": "error",
+             "started": 1_700_000_029.0, "duration_s": 1.0},
+            {"run_id": f"{tag}-mid", "workflow": tag, "status": "abstained",
+             "started": 1_700_000_019.75, "duration_s": 0.25},
+        ],
+        "list_runs first page",
+    )  # fmt: skip
+    _expect(rest, [f"{tag}-old"], "list_runs second page")
+
+
 STORE_CHECKS: dict[str, Callable[[OpenStore], None]] = {
     "round_trip": check_round_trip,
     "feedback": check_feedback,
@@ -345,5 +375,6 @@ STORE_CHECKS: dict[str, Callable[[OpenStore], None]] = {
     "shared_storage": check_shared_storage,
     "reliability_counts": check_reliability_counts,
     "concurrent_writers": check_concurrent_writers,
+    "list_runs": check_list_runs,
     "close": check_close,
 }

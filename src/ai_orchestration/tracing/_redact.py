@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import orjson
 
@@ -57,6 +58,7 @@ _NEEDLES = (
     b"secret", b"://",
 )  # fmt: skip
 _TEXT_NEEDLES = tuple(n.decode() for n in _NEEDLES)
+_Scanned = TypeVar("_Scanned", str, bytes)
 
 # Span record fields that identify or measure (never content): not scanned.
 _RECORD_IDENTITY = frozenset(
@@ -69,19 +71,38 @@ _DATA_IDENTITY = frozenset(
 )  # fmt: skip
 
 
+# Long values are scanned a chunk at a time, the GIL handed back between chunks: a 10 MB
+# answer scanned in one go holds it (and so the event loop) for ~200 ms.
+_CHUNK = 1 << 18
+_OVERLAP = max(len(n) for n in _NEEDLES) - 1  # a needle across a chunk edge is still found
+
+
+def _chunks(value: _Scanned) -> Iterator[_Scanned]:
+    if len(value) <= _CHUNK:
+        yield value
+        return
+    for start in range(0, len(value), _CHUNK):
+        yield value[max(0, start - _OVERLAP) : start + _CHUNK]
+        time.sleep(0)  # release the GIL: another thread (the event loop) may run
+
+
+def _holds_needle(value: _Scanned, needles: tuple[_Scanned, ...]) -> bool:
+    for chunk in _chunks(value):
+        if not chunk.isascii():
+            return True
+        low = chunk.lower()
+        if any(needle in low for needle in needles):
+            return True
+    return False
+
+
 def may_hold_secrets(json_text: bytes) -> bool:
     """False only if serialised JSON certainly holds nothing ``redact_secrets`` would change."""
-    if not json_text.isascii():
-        return True
-    low = json_text.lower()
-    return any(needle in low for needle in _NEEDLES)
+    return _holds_needle(json_text, _NEEDLES)
 
 
 def _text_may_hold(text: str) -> bool:
-    if not text.isascii():
-        return True
-    low = text.lower()
-    return any(needle in low for needle in _TEXT_NEEDLES)
+    return _holds_needle(text, _TEXT_NEEDLES)
 
 
 def redact_text(text: str, extra: tuple[str, ...] = ()) -> str:
@@ -137,17 +158,9 @@ def _redact_field(value: Any, dumps: Callable[[Any], bytes]) -> Any:
 
 def redacted_record_json(record: dict[str, Any], dumps: Callable[[Any], bytes]) -> bytes:
     """``dumps(record)`` of a span record with its content fields redacted; identity and
-    measurement fields are left alone, unscanned. (``record`` is changed in place only when
-    something is redacted.)"""
-    raw = dumps(record)
-    if not may_hold_secrets(raw):  # the common case: nothing anywhere, one dumps only
-        return raw
+    measurement fields are left alone, unscanned. Each content field is serialised once and
+    embedded as those bytes when clean (``record`` is changed in place)."""
     data = record.get("data")
-    content = [v for k, v in record.items() if k not in _RECORD_IDENTITY and k != "data"]
-    if isinstance(data, dict):
-        content.append({k: v for k, v in data.items() if k not in _DATA_IDENTITY})
-    if not may_hold_secrets(dumps(content)):  # only identities matched, e.g. "input_tokens"
-        return raw
     for key, value in record.items():
         if key not in _RECORD_IDENTITY and key != "data":
             record[key] = _redact_field(value, dumps)

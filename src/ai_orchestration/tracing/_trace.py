@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ai_orchestration.tracing._redact import redact_text
 from ai_orchestration.tracing._spans import Span, SpanData, SpanKind, SpanStatus
 
-__all__ = ["NoopTrace", "SpanProcessor", "Trace"]
+__all__ = ["NoopTrace", "SpanProcessor", "Trace", "flush_processors"]
 
 
 _log = logging.getLogger("ai_orchestration.tracing")
@@ -24,16 +24,42 @@ _MAX_ERRORS = 20  # kept per trace; the rest are only counted
 
 
 class SpanProcessor(Protocol):
-    """Receives spans as runs happen. Must be fast: it runs on the event loop.
+    """Receives spans as runs happen. The hooks must be fast: they run on the event loop
+    (do I/O behind, as ``JsonlAuditProcessor`` does).
 
-    A processor may also define ``on_trace_start(trace)``; it is called when it exists.
+    ``on_trace_start``, ``force_flush`` and ``shutdown`` are optional: the fan-out calls them
+    when a processor defines them. ``force_flush`` waits until what was handed over is
+    exported; ``shutdown`` does that and releases what the processor holds.
     """
+
+    def on_trace_start(self, trace: Trace) -> None: ...
 
     def on_span_start(self, span: Span) -> None: ...
 
     def on_span_end(self, span: Span) -> None: ...
 
     def on_trace_end(self, trace: Trace) -> None: ...
+
+    def force_flush(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+def flush_processors(processors: Sequence[object], *, shutdown: bool = False) -> None:
+    """Call each processor's ``force_flush`` (or ``shutdown``) when it has one, in order;
+    a processor that raises does not keep the others from theirs, and the first error is
+    raised at the end."""
+    first: Exception | None = None
+    for p in processors:
+        hook = getattr(p, "shutdown" if shutdown else "force_flush", None)
+        if hook is None:
+            continue
+        try:
+            hook()
+        except Exception as exc:
+            first = first or exc
+    if first is not None:
+        raise first
 
 
 class Trace:

@@ -56,6 +56,7 @@ class OpenTelemetryProcessor:
                 "opentelemetry is missing; install 'ai-orchestration[otel]'", field="tracing.otel"
             ) from exc
         self._trace_api = trace
+        self._provider = tracer_provider
         self._tracer = trace.get_tracer("ai_orchestration", tracer_provider=tracer_provider)
         self.redact_io = redact_io
         self.max_attribute_chars = max_attribute_chars
@@ -89,6 +90,20 @@ class OpenTelemetryProcessor:
             leftover = self._open.pop(span.span_id, None)
             if leftover is not None:
                 leftover.end()
+
+    def on_trace_start(self, trace: Trace) -> None:
+        return None
+
+    def force_flush(self) -> None:
+        """Ask the tracer provider (the given one, else the global one) to export now."""
+        provider = self._provider or self._trace_api.get_tracer_provider()
+        flush = getattr(provider, "force_flush", None)
+        if callable(flush):
+            flush()
+
+    def shutdown(self) -> None:
+        """Flush; the provider itself belongs to whoever made it and stays open."""
+        self.force_flush()
 
     def _attributes(self, record: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -17,6 +17,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
 from contextlib import aclosing, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
 from urllib.parse import urlsplit
@@ -54,6 +55,7 @@ __all__ = [
     "ASSUMED_OUTPUT_TOKENS",
     "DEFAULT_TIMEOUT",
     "ApiKey",
+    "HttpClientPool",
     "HttpSession",
     "HttpVoice",
     "Secret",
@@ -168,31 +170,67 @@ def is_loopback(host: str | None) -> bool:
 
 # --- pooled clients ------------------------------------------------------------------------
 
-# One client per (event loop, transport): a client's connections belong to the loop that opened
-# them, so a process that runs several loops (the sync facade) must not share one across loops.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, httpx.AsyncClient]] = (
-    weakref.WeakKeyDictionary()
-)
+
+class HttpClientPool:
+    """Pooled ``httpx.AsyncClient`` s, one per (event loop, transport), closed by their owner.
+
+    A client's connections belong to the loop that opened them, so a process that runs several
+    loops (the sync facade) must not share one across loops. An ``AiOrchestration`` owns one
+    pool and makes it current for its runs (``using``); outside any owner the process-wide
+    default pool serves, closed by ``aclose_http_clients``.
+    """
+
+    __slots__ = ("_clients",)
+
+    def __init__(self) -> None:
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[int, httpx.AsyncClient]
+        ] = weakref.WeakKeyDictionary()
+
+    def client_for(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        per_loop = self._clients.get(loop)
+        if per_loop is None:
+            per_loop = self._clients[loop] = {}
+        key = id(transport) if transport is not None else 0
+        client = per_loop.get(key)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(transport=transport, limits=_LIMITS, timeout=DEFAULT_TIMEOUT)
+            per_loop[key] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close this pool's clients of the running event loop (and their connections)."""
+        per_loop = self._clients.pop(asyncio.get_running_loop(), {})
+        for client in per_loop.values():
+            await client.aclose()
+
+    def loops(self) -> list[asyncio.AbstractEventLoop]:
+        """The event loops this pool holds clients for."""
+        return list(self._clients.keys())
+
+    @contextmanager
+    def using(self) -> Iterator[None]:
+        """Make this pool the one HTTP voices take clients from, in this context (and the
+        tasks it starts)."""
+        token = _current_pool.set(self)
+        try:
+            yield
+        finally:
+            _current_pool.reset(token)
+
+
+_default_pool = HttpClientPool()
+_current_pool: ContextVar[HttpClientPool] = ContextVar("ai_orch_http_pool", default=_default_pool)
 
 
 def _client_for(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-    loop = asyncio.get_running_loop()
-    per_loop = _clients.get(loop)
-    if per_loop is None:
-        per_loop = _clients[loop] = {}
-    key = id(transport) if transport is not None else 0
-    client = per_loop.get(key)
-    if client is None or client.is_closed:
-        client = httpx.AsyncClient(transport=transport, limits=_LIMITS, timeout=DEFAULT_TIMEOUT)
-        per_loop[key] = client
-    return client
+    return _current_pool.get().client_for(transport)
 
 
 async def aclose_http_clients() -> None:
-    """Close the pooled HTTP clients of the running event loop (call before the loop ends)."""
-    per_loop = _clients.pop(asyncio.get_running_loop(), {})
-    for client in per_loop.values():
-        await client.aclose()
+    """Close the default pool's clients of the running event loop (call before the loop ends)."""
+    await _default_pool.aclose()
 
 
 # --- server-sent events --------------------------------------------------------------------
