@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -254,7 +255,7 @@ def circuit_key(voice: Voice) -> str:
     return identity_of(voice).key
 
 
-async def _guarded(cb: CircuitBreaker, call: StepCall) -> Any:
+async def _guarded(cb: CircuitBreaker, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     try:
         probe = cb.acquire()
     except CircuitOpenError:
@@ -263,7 +264,7 @@ async def _guarded(cb: CircuitBreaker, call: StepCall) -> Any:
     if probe:
         note("circuit_probe", cb.key)
     try:
-        result = await call()
+        result = await call(*args)
     except BaseException as exc:
         if counts_as_failure(exc):
             cb.on_failure(probe)
@@ -281,5 +282,5 @@ class Guarding:
     breaker: CircuitBreaker
 
     def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> ResponseCoroutine:
-        out: ResponseCoroutine = _guarded(self.breaker, lambda: call_next(request))
+        out: ResponseCoroutine = _guarded(self.breaker, call_next, request)
         return out  # the guard's coroutine: no extra frame

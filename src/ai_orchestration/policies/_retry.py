@@ -83,12 +83,12 @@ class RetryPolicy:
             return None
         return delay
 
-    async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Call ``attempt`` until it succeeds, fails for good, or attempts run out."""
+    async def run(self, attempt: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Call ``attempt(*args)`` until it succeeds, fails for good, or attempts run out."""
         n = 1
         while True:
             try:
-                return await attempt()
+                return await attempt(*args)
             except Exception as exc:
                 if n >= self.max_attempts or not self.retry_if(exc):
                     if n > 1:
@@ -120,4 +120,4 @@ class Retrying:
     policy: RetryPolicy
 
     def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> ResponseCoroutine:
-        return self.policy.run(lambda: call_next(request))  # its coroutine: no extra frame
+        return self.policy.run(call_next, request)  # its coroutine: no extra frame
