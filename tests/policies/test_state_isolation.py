@@ -150,3 +150,32 @@ def test_instances_given_one_registry_share_its_circuits(tmp_path: Path) -> None
     ]
     first.close()
     second.close()
+
+
+def test_routing_skips_a_voice_whose_own_circuit_is_open(tmp_path: Path) -> None:
+    """The router asks the circuit that guards the voice (here a configured key shared by
+    two voices on one machine), in the instance's own registry."""
+    registries = PolicyRegistries()
+    breaker = registries.circuits.get("gpu-box", OPENS_AFTER_TWO, FakeClock())
+    for _ in range(2):
+        breaker.on_failure(breaker.acquire())
+    calls: list[str] = []
+    voices = [
+        FunctionVoice(name, lambda r, n=name: calls.append(n) or "4") for name in ("a", "b", "c")
+    ]
+    cfg = {
+        "state_dir": str(tmp_path),
+        "consensus": {"method": "majority", "embed": "none"},
+        "policies": {
+            "voices": {v: {"circuit": {"key": "gpu-box"}} for v in ("a", "b")},
+        },
+        "routing": {"default": ["a", "b", "c"], "panel": 1},
+    }
+    system = AiOrchestration(cfg, voices=voices, registries=registries)
+    result = system.process("2 + 2 = ?")
+    assert calls == ["c"] and result.answer == "4"
+    assert result.route is not None and result.route.skipped == (
+        "'a' skipped: circuit 'gpu-box' is open",
+        "'b' skipped: circuit 'gpu-box' is open",
+    )
+    system.close()

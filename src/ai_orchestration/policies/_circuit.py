@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -21,8 +22,14 @@ from ai_orchestration.errors import (
     VoiceError,
 )
 from ai_orchestration.policies._clock import Clock, system_clock
-from ai_orchestration.policies._wrap import PolicyVoice, VoiceCall, note, note_append
-from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse, identity_of
+from ai_orchestration.policies._wrap import (
+    PolicyVoice,
+    ResponseCoroutine,
+    VoiceCall,
+    note,
+    note_append,
+)
+from ai_orchestration.voices import Voice, VoiceRequest, identity_of
 
 __all__ = [
     "CircuitBreaker",
@@ -31,6 +38,7 @@ __all__ = [
     "CircuitSettings",
     "CircuitState",
     "Guarding",
+    "circuit_key",
     "counts_as_failure",
 ]
 
@@ -236,7 +244,18 @@ class CircuitPolicy:
         return await _guarded(self.breaker(step), call)
 
 
-async def _guarded(cb: CircuitBreaker, call: StepCall) -> Any:
+def circuit_key(voice: Voice) -> str:
+    """The key of the circuit guarding ``voice``: the outermost circuit among its policy
+    layers, else its identity's key (what a ``CircuitPolicy`` would use)."""
+    layer: Any = voice
+    while isinstance(layer, PolicyVoice):
+        if isinstance(layer.middleware, Guarding):
+            return layer.middleware.breaker.key
+        layer = layer.inner
+    return identity_of(voice).key
+
+
+async def _guarded(cb: CircuitBreaker, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     try:
         probe = cb.acquire()
     except CircuitOpenError:
@@ -245,7 +264,7 @@ async def _guarded(cb: CircuitBreaker, call: StepCall) -> Any:
     if probe:
         note("circuit_probe", cb.key)
     try:
-        result = await call()
+        result = await call(*args)
     except BaseException as exc:
         if counts_as_failure(exc):
             cb.on_failure(probe)
@@ -262,6 +281,6 @@ class Guarding:
 
     breaker: CircuitBreaker
 
-    async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
-        out: VoiceResponse = await _guarded(self.breaker, lambda: call_next(request))
-        return out
+    def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> ResponseCoroutine:
+        out: ResponseCoroutine = _guarded(self.breaker, call_next, request)
+        return out  # the guard's coroutine: no extra frame

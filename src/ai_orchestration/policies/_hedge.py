@@ -52,9 +52,13 @@ class HedgePolicy:
         return self.stats_key or f"{voice}/attempt"
 
     def delay_for(self, voice: str) -> float | None:
+        return self.delay_from((self.attempt_key(voice), voice))
+
+    def delay_from(self, keys: tuple[str, str]) -> float | None:
+        """``delay_for`` with the (attempt, whole-call) statistics keys already made."""
         if self.delay is not None:
             return self.delay
-        for key in (self.attempt_key(voice), voice):
+        for key in keys:
             st = self.stats.get(key)
             if st is not None and st.window_calls >= self.min_samples:
                 q = st.quantile(self.quantile)
@@ -62,7 +66,7 @@ class HedgePolicy:
         return self.default_delay
 
     def wrap(self, voice: Voice) -> Voice:
-        return PolicyVoice(voice, Hedging(self, voice.name))
+        return PolicyVoice(voice, Hedging(self, (self.attempt_key(voice.name), voice.name)))
 
 
 class _Race:
@@ -105,16 +109,17 @@ class _Race:
 
 @dataclass(frozen=True, slots=True)
 class Hedging:
-    """``HedgePolicy`` as voice middleware for the voice named ``voice``."""
+    """``HedgePolicy`` as voice middleware; ``keys`` are the voice's statistics keys
+    (per attempt, whole call), made once."""
 
     policy: HedgePolicy
-    voice: str
+    keys: tuple[str, str]
 
     def _record(self, latency_s: float) -> None:
-        self.policy.stats.record(self.policy.attempt_key(self.voice), latency_s)
+        self.policy.stats.record(self.keys[0], latency_s)
 
     async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
-        delay = self.policy.delay_for(self.voice)
+        delay = self.policy.delay_from(self.keys)
         main = asyncio.current_task()
         reg = alarms()
         started = reg.loop.time()

@@ -11,8 +11,14 @@ from ai_orchestration._policy import StepCall
 from ai_orchestration.errors import RateLimitedError, StepError, VoiceError
 from ai_orchestration.policies._clock import Clock, system_clock
 from ai_orchestration.policies._timeout import remaining_time
-from ai_orchestration.policies._wrap import PolicyVoice, VoiceCall, note, note_append
-from ai_orchestration.voices import Voice, VoiceRequest, VoiceResponse
+from ai_orchestration.policies._wrap import (
+    PolicyVoice,
+    ResponseCoroutine,
+    VoiceCall,
+    note,
+    note_append,
+)
+from ai_orchestration.voices import Voice, VoiceRequest
 
 __all__ = ["RetryPolicy", "Retrying", "is_retryable"]
 
@@ -77,12 +83,12 @@ class RetryPolicy:
             return None
         return delay
 
-    async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Call ``attempt`` until it succeeds, fails for good, or attempts run out."""
+    async def run(self, attempt: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Call ``attempt(*args)`` until it succeeds, fails for good, or attempts run out."""
         n = 1
         while True:
             try:
-                return await attempt()
+                return await attempt(*args)
             except Exception as exc:
                 if n >= self.max_attempts or not self.retry_if(exc):
                     if n > 1:
@@ -113,5 +119,5 @@ class Retrying:
 
     policy: RetryPolicy
 
-    async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
-        return await self.policy.run(lambda: call_next(request))
+    def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> ResponseCoroutine:
+        return self.policy.run(call_next, request)  # its coroutine: no extra frame

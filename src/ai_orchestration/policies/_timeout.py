@@ -109,20 +109,19 @@ class TimeLimit:
     async def __call__(self, request: VoiceRequest, call_next: VoiceCall) -> VoiceResponse:
         reg = alarms()
         end = reg.loop.time() + self.seconds
-        if not self.overall:
-            return await self._within(TaskTimer(reg, end), request, call_next)
-        with deadline_at(end) as end:
-            return await self._within(TaskTimer(reg, end), request, call_next)
-
-    async def _within(
-        self, timer: TaskTimer, request: VoiceRequest, call_next: VoiceCall
-    ) -> VoiceResponse:
+        scope = deadline_at(end) if self.overall else None  # entered by hand: no-op is free
+        if scope is not None:
+            end = scope.__enter__()
+        timer = TaskTimer(reg, end)
         try:
             response = await call_next(request)
         except BaseException as exc:
             if timer.disarm() and isinstance(exc, asyncio.CancelledError):
                 raise self._expired() from None
             raise
+        finally:
+            if scope is not None:
+                scope.__exit__(None, None, None)
         timer.disarm()
         return response
 

@@ -7,7 +7,7 @@ its work around ``await call_next(request)`` (``call_next`` is the next policy, 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, cast
 
 from ai_orchestration._runtime import current_run, estimate_usage
@@ -23,6 +23,7 @@ from ai_orchestration.voices import (
 __all__ = [
     "ContextLimitVoice",
     "PolicyVoice",
+    "ResponseCoroutine",
     "VoiceCall",
     "VoiceMiddleware",
     "VoicePolicy",
@@ -32,13 +33,14 @@ __all__ = [
 ]
 
 VoiceCall = Callable[[VoiceRequest], Awaitable[VoiceResponse]]
+ResponseCoroutine = Coroutine[Any, Any, VoiceResponse]
 
 
 class VoiceMiddleware(Protocol):
-    """A policy around one call: returns (or raises) what ``call_next(request)`` gave, or
-    something it made of it."""
+    """A policy around one call, usually ``async def __call__(request, call_next)``: returns
+    (or raises) what ``call_next(request)`` gave, or something it made of it."""
 
-    async def __call__(self, request: VoiceRequest, call_next: VoiceCall, /) -> VoiceResponse: ...
+    def __call__(self, request: VoiceRequest, call_next: VoiceCall, /) -> ResponseCoroutine: ...
 
 
 class VoicePolicy(Protocol):
@@ -53,7 +55,7 @@ class PolicyVoice:
 
     Without a middleware it just forwards (a subclass may override ``respond``)."""
 
-    __slots__ = ("_name", "inner", "middleware")
+    __slots__ = ("_inner", "_name", "_next", "middleware")
 
     def __init__(
         self,
@@ -62,9 +64,15 @@ class PolicyVoice:
         *,
         name: str | None = None,
     ) -> None:
-        self.inner = inner
+        self._inner = inner
+        self._next: VoiceCall = inner.respond  # bound once, not on every call
         self.middleware = middleware
         self._name = name if name is not None else inner.name
+
+    @property
+    def inner(self) -> Voice:
+        """The wrapped voice (fixed at construction)."""
+        return self._inner
 
     @property
     def name(self) -> str:
@@ -80,10 +88,13 @@ class PolicyVoice:
         """Whether ``inner`` only picks among given answers (consensus asks it last)."""
         return getattr(self.inner, "picks_among_answers", False) is True
 
-    async def respond(self, request: VoiceRequest) -> VoiceResponse:
-        if self.middleware is None:
-            return await self.inner.respond(request)
-        return await self.middleware(request, self.inner.respond)
+    def respond(self, request: VoiceRequest) -> ResponseCoroutine:
+        # Hands back the middleware's coroutine instead of awaiting it in one of its own:
+        # one frame less per layer on every call (a stack has seven or eight layers).
+        middleware = self.middleware
+        if middleware is None:
+            return self._inner.respond(request)
+        return middleware(request, self._next)
 
     def estimate_usage(self, request: VoiceRequest) -> Usage:
         """What ``inner`` may use for one call (what a budget reserves before the call)."""
