@@ -122,8 +122,8 @@ def test_run_has_an_input_limit(tmp_path: Path) -> None:
 def test_the_default_voices_refuse_a_prompt_over_their_context(tmp_path: Path) -> None:
     # The case: 11,000 characters against the 1,024-token local models. Nothing is
     # loaded or run: the input is refused at the boundary, naming every voice. 11,000 / 4 + 1
-    # tokens; the default panel's Gemma and SmolLM2 voices 1024 - 32 - prefix // 3 (220
-    # characters); e5 500.
+    # tokens; Gemma and SmolLM2 1024 - 32 - prefix // 3 (220 characters, the same prompt);
+    # e5 500.
     system = AiOrchestration({"state_dir": str(tmp_path)})
     with system, pytest.raises(InputError) as info:
         system.process("word " * 2200)
