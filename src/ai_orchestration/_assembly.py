@@ -121,13 +121,13 @@ class Ensemble:
         if self.config.routing is None:
             return None
         if self._router is None:
+            from ai_orchestration.policies._circuit import circuit_key
             from ai_orchestration.routing import Router
-            from ai_orchestration.voices import identity_of
 
             names = [v.name for v in self.voices]
             file = self.source.file
             reg = self.registries
-            keys = {v.name: identity_of(v).key for v in self.voices}
+            keys = {v.name: circuit_key(v) for v in self.voices}  # the circuit guarding it
             kw: dict[str, Any] = {"circuit_registry": reg.circuits, "stats": reg.stats}
             router = (
                 Router.from_file(file, voices=names, circuit_keys=keys, **kw)
