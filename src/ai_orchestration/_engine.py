@@ -171,21 +171,21 @@ class _Execution:
         path = self.prefix + step.name
         data = StepSpanData(step.kind, inp, path=path)
         span = trace.start_span(SpanKind.STEP, step.name, data, self.parent)
-        ctx = StepContext(state, path, span, _sub_run)
         token = _scope.set((state, span))
         end = None if step.timeout is None else asyncio.get_running_loop().time() + step.timeout
         timeout_cm = None if end is None else asyncio.timeout_at(end)
         try:
             if step.kind is StepKind.CALL and not step.policies:
-                coro = step.spec(inp)
+                coro = step.spec(inp)  # a plain function: it needs no StepContext
             elif step.policies:
+                ctx = StepContext(state, path, span, _sub_run)
 
                 def call() -> Any:
                     return run_step_body(ctx, step, inp)
 
                 coro = apply_step_policies(call, step.policies, step.name)()
             else:
-                coro = run_step_body(ctx, step, inp)
+                coro = run_step_body(StepContext(state, path, span, _sub_run), step, inp)
             if end is None or timeout_cm is None:
                 value = await coro
             else:  # one end: the step's timeout and the deadline nested policies see

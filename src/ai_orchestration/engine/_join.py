@@ -86,31 +86,36 @@ class JoinState:
         return self._decide(deadline=True)
 
     def _decide(self, *, deadline: bool) -> Decision:
-        if self.total and self.skipped == self.total:
+        # Plain type checks, most common first: this runs once per input of every step.
+        total, ok, skipped, policy = self.total, self.ok, self.skipped, self.policy
+        if skipped == total and total:
             return self._set(Decision.SKIP, "every input was skipped")
-        ok, pending, policy = self.ok, self.pending, self.policy
-        match policy:
-            case All():
-                if self.failed:
-                    return self._set(Decision.FAILED, None)
-                return self._set(Decision.READY) if pending == 0 else Decision.WAIT
-            case FirstSuccess():
-                if ok:
-                    return self._set(Decision.READY)
-                return self._failed_if(pending == 0, "no dependency succeeded")
-            case Quorum(k=k):
-                if ok >= k:
-                    return self._set(Decision.READY)
-                return self._failed_if(ok + pending < k, f"quorum of {k} unreachable ({ok} ok)")
-            case Deadline(seconds=seconds, min_results=m):
-                if not (deadline or pending == 0):
-                    return Decision.WAIT
-                if ok >= m:
-                    return self._set(Decision.READY)
-                why = f"deadline {seconds}s passed with {ok} result(s)" if deadline else None
-                return self._set(Decision.FAILED, why or f"{ok} of {m} needed arrived")
-            case _:
-                assert_never(policy)
+        pending = total - ok - self.failed - skipped
+        kind = type(policy)
+        if kind is All:
+            if self.failed:
+                return self._set(Decision.FAILED, None)
+            return self._set(Decision.READY) if pending == 0 else Decision.WAIT
+        if kind is FirstSuccess:
+            if ok:
+                return self._set(Decision.READY)
+            return self._failed_if(pending == 0, "no dependency succeeded")
+        if isinstance(policy, Quorum):
+            if ok >= policy.k:
+                return self._set(Decision.READY)
+            if ok + pending < policy.k:
+                return self._set(Decision.FAILED, f"quorum of {policy.k} unreachable ({ok} ok)")
+            return Decision.WAIT
+        assert isinstance(policy, Deadline)
+        if not (deadline or pending == 0):
+            return Decision.WAIT
+        if ok >= policy.min_results:
+            return self._set(Decision.READY)
+        if deadline:
+            return self._set(
+                Decision.FAILED, f"deadline {policy.seconds}s passed with {ok} result(s)"
+            )
+        return self._set(Decision.FAILED, f"{ok} of {policy.min_results} needed arrived")
 
     def _failed_if(self, unreachable: bool, why: str) -> Decision:
         return self._set(Decision.FAILED, why) if unreachable else Decision.WAIT
