@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import numbers
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -87,6 +87,24 @@ class VoiceUsage(Mapping[str, Usage]):
         return f"VoiceUsage({self._summed()!r})"
 
 
+def _would_exceed(
+    run_id: str, budget: str, limit: float, amounts: tuple[float, float, float]
+) -> BudgetExceededError:
+    """The error for a call whose estimate, with what is used and reserved, passes ``limit``."""
+    show: Callable[[float], str] = str
+    if budget == "tokens":
+        what, verb = f"token budget {limit}", "use"
+    else:
+        what, verb, show = f"cost budget ${limit}", "cost", "${:.6f}".format
+    used, held, upcoming = (show(a) for a in amounts)
+    return BudgetExceededError(
+        f"run {run_id}: {what} would be exceeded: {used} used, {held} reserved by calls in "
+        f"flight, the next call may {verb} {upcoming}",
+        budget=budget,
+        limit=limit,
+    )
+
+
 class RunState:
     """What one run accumulates: its trace, usage totals (overall and per voice), budget, and
     what calls in flight have reserved of the budget."""
@@ -144,24 +162,12 @@ class RunState:
                 budget="calls",
                 limit=b.max_calls,
             )
-        tokens = u.total_tokens + r.total_tokens + estimate.total_tokens
-        if b.max_tokens is not None and tokens > b.max_tokens:
-            raise BudgetExceededError(
-                f"run {self.run_id}: token budget {b.max_tokens} would be exceeded: "
-                f"{u.total_tokens} used, {r.total_tokens} reserved by calls in flight, "
-                f"the next call may use {estimate.total_tokens}",
-                budget="tokens",
-                limit=b.max_tokens,
-            )
-        cost = u.cost_usd + r.cost_usd + estimate.cost_usd
-        if b.max_cost_usd is not None and cost > b.max_cost_usd:
-            raise BudgetExceededError(
-                f"run {self.run_id}: cost budget ${b.max_cost_usd} would be exceeded: "
-                f"${u.cost_usd:.6f} used, ${r.cost_usd:.6f} reserved by calls in flight, "
-                f"the next call may cost ${estimate.cost_usd:.6f}",
-                budget="cost_usd",
-                limit=b.max_cost_usd,
-            )
+        for budget, limit, used, held, upcoming in (
+            ("tokens", b.max_tokens, u.total_tokens, r.total_tokens, estimate.total_tokens),
+            ("cost_usd", b.max_cost_usd, u.cost_usd, r.cost_usd, estimate.cost_usd),
+        ):
+            if limit is not None and used + held + upcoming > limit:
+                raise _would_exceed(self.run_id, budget, limit, (used, held, upcoming))
         self.check_budget()
         r.add(estimate)
 

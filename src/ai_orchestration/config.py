@@ -27,7 +27,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -48,6 +48,8 @@ from ai_orchestration.store._dsn import is_postgres_url, passwords, redact
 from ai_orchestration.voices import Voice
 from ai_orchestration.workflow import Adaptive, All, Deadline, FirstSuccess, JoinPolicy, Quorum
 
+M = TypeVar("M", bound=BaseModel)
+
 __all__ = [
     "BudgetConfig",
     "ConfigSource",
@@ -58,6 +60,7 @@ __all__ = [
     "VoiceConfig",
     "build_voices",
     "load_config",
+    "load_model_file",
     "parse_join",
     "read_config",
     "read_text_file",
@@ -503,15 +506,19 @@ def read_config(
         except ValidationError as exc:
             raise validation_error(exc) from None
     else:
-        path = Path(source)
-        data, text = _parse_file(path)
-        where = ConfigSource(str(path), text)
-        try:
-            cfg = OrchestrationConfig.model_validate(data)
-        except ValidationError as exc:
-            raise validation_error(exc, file=where.file, text=text, yaml=where.yaml) from None
+        cfg, where = load_model_file(OrchestrationConfig, Path(source))
     _check_voice_counts(cfg, where)
     return cfg, where
+
+
+def load_model_file(model: type[M], path: Path) -> tuple[M, ConfigSource]:
+    """Parse a TOML/YAML file and validate it as ``model``; errors name file, line, field."""
+    data, text = _parse_file(path)
+    where = ConfigSource(str(path), text)
+    try:
+        return model.model_validate(data), where
+    except ValidationError as exc:
+        raise validation_error(exc, file=where.file, text=text, yaml=where.yaml) from None
 
 
 def _voice_field(field: str | None) -> tuple[str, ...]:

@@ -28,7 +28,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -36,11 +35,10 @@ from pydantic import (
 from ai_orchestration.config import (
     ConfigSource,
     VoiceConfig,
-    _parse_file,
     build_voices,
+    load_model_file,
     parse_join,
     usable_folder,
-    validation_error,
 )
 from ai_orchestration.errors import ConfigError, WorkflowError
 from ai_orchestration.tracing import JsonlAuditProcessor, SpanProcessor
@@ -212,11 +210,6 @@ def _loc(field: str | None) -> tuple[str | int, ...]:
 def load_workflow(path: str | Path) -> tuple[Workflow, list[SpanProcessor]]:
     """Load, validate and build a workflow file; returns it with its audit processor."""
     path = Path(path)
-    data, text = _parse_file(path)
-    where = ConfigSource(str(path), text)
-    try:
-        cfg = WorkflowConfig.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc, file=where.file, text=text, yaml=where.yaml) from None
+    cfg, where = load_model_file(WorkflowConfig, path)
     flow = build_workflow(cfg, path.parent.resolve(), where)
     return flow, [JsonlAuditProcessor(cfg.trace_dir)]
