@@ -110,15 +110,16 @@ class _Writer:
     dies mid-run leaves every span written that ended before (up to one batch window).
 
     Handing a span over costs the event loop a deque append: no lock, and a wake-up only
-    when the thread is idle. The thread gathers what ends within ``_WINDOW`` seconds and
-    writes it together; after a span that took long to serialise (a big answer) it sleeps
-    0 s, handing the GIL back to the event loop. Shared by every audit processor of the
-    process; each one waits for and hears about only its own spans."""
+    when the thread is idle. The thread gathers what ends within ``_WINDOW`` seconds (less
+    when a flush waits) and writes it together; after a span that took long to serialise
+    (a big answer) it sleeps 0 s, handing the GIL back to the event loop. Shared by every
+    audit processor of the process; each one waits for and hears about only its own spans."""
 
     def __init__(self) -> None:
         self._items: deque[tuple[JsonlAuditProcessor, Span] | _Flush] = deque()
         self._wake = threading.Event()
         self._idle = True
+        self._hurry = threading.Event()  # someone waits in drain(): cut the window short
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -133,6 +134,7 @@ class _Writer:
             return True
         marker = _Flush()
         self._items.append(marker)
+        self._hurry.set()
         self._start_or_wake()
         return marker.done.wait(timeout)
 
@@ -152,7 +154,8 @@ class _Writer:
             self._wake.wait()
             self._wake.clear()
             self._idle = False
-            time.sleep(_WINDOW)  # write-behind: let a batch gather
+            self._hurry.wait(_WINDOW)  # write-behind: let a batch gather, unless flushed
+            self._hurry.clear()
             while self._items:
                 self._write(self._take())
             self._idle = True
