@@ -272,6 +272,24 @@ def _recorded(
     return {name: _read(record(name, f, asked)) for name, f in candidates().items()}
 
 
+Records = dict[str, dict[str, dict[str, Any]]]
+
+
+def _load(*, ask: bool) -> tuple[list[dict[str, Any]], Records, dict[str, int]] | None:
+    """The questions, every candidate's record of them and the gold answers; None (with the
+    reason printed) when the data set is absent."""
+    questions = load_questions()
+    if questions is None:
+        print(f"skipped: {DATA} is absent (MMLU val+dev from ../shared/data/qa)")
+        return None
+    records = _recorded(questions, ask=ask)
+    missing = [v for v in DEFAULT_PANEL if v not in records]
+    if missing:  # only with --no-ask: nothing recorded yet for these voices
+        print(f"skipped: no record of {', '.join(missing)} under {CACHE} (run without --no-ask)")
+        return None
+    return questions, records, _gold(questions)
+
+
 def drawn_order(fit: list[str], held: list[str]) -> list[str]:
     """Both draws interleaved in proportion: a record cut short holds a prefix of each."""
     ranked = [(n / len(fit), i) for n, i in enumerate(fit)]
@@ -281,11 +299,10 @@ def drawn_order(fit: list[str], held: list[str]) -> list[str]:
 
 def fit_priors(*, ask: bool = True) -> None:
     """Refit the shipped priors on the fit half and write them into the package."""
-    questions = load_questions()
-    if questions is None:
-        print(f"skipped: {DATA} is absent (MMLU val+dev from ../shared/data/qa)")
+    loaded = _load(ask=ask)
+    if loaded is None:
         return
-    records, gold = _recorded(questions, ask=ask), _gold(questions)
+    questions, records, gold = loaded
     fit_ids, _ = split(questions)
     panel = DEFAULT_PANEL
     voices, variants = {}, []
@@ -425,11 +442,10 @@ def _scoring(voice: str) -> str:
 
 
 def main(*, ask: bool = True) -> None:
-    questions = load_questions()
-    if questions is None:
-        print(f"skipped: {DATA} is absent (MMLU val+dev from ../shared/data/qa)")
+    loaded = _load(ask=ask)
+    if loaded is None:
         return
-    records, gold = _recorded(questions, ask=ask), _gold(questions)
+    questions, records, gold = loaded
     fit_ids, held_ids = split(questions)
     print(f"fit {len(fit_ids)} questions, held out {len(held_ids)} (seed {SEED})")
     rows = []

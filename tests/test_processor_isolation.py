@@ -9,7 +9,7 @@ import pytest
 
 from ai_orchestration import AiOrchestration
 from ai_orchestration.testing import FunctionVoice
-from ai_orchestration.tracing import InMemorySpanProcessor, Span, Trace
+from ai_orchestration.tracing import BaseSpanProcessor, InMemorySpanProcessor, Span, Trace
 
 
 class Exploding:
@@ -59,20 +59,11 @@ def test_a_raising_processor_does_not_fail_process(
     assert 1 <= len(logged) <= 3 and not any("sk-ant-0123" in m for m in logged)
 
 
-class Flushes:
+class Flushes(BaseSpanProcessor):
     """Counts force_flush/shutdown calls; raises from both when ``fail``."""
 
     def __init__(self, fail: bool = False) -> None:
         self.fail, self.flushed, self.shut = fail, 0, 0
-
-    def on_span_start(self, span: Span) -> None:
-        return None
-
-    def on_span_end(self, span: Span) -> None:
-        return None
-
-    def on_trace_end(self, trace: Trace) -> None:
-        return None
 
     def force_flush(self) -> None:
         self.flushed += 1
